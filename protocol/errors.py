@@ -1,0 +1,121 @@
+"""The project's exception hierarchy, rooted in :class:`MBusRigError`.
+
+Every layer raises subclasses of MBusRigError only, so callers (the CLI, the agent, the
+plugin) can turn any expected failure into a one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MBusRigError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ProtocolError(MBusRigError):
+    """Something on the wire or in a telegram is not valid M-Bus."""
+
+
+# --- frame level (EN 13757-2 / IEC 60870-5-1 FT1.2) -------------------------------------
+
+
+class FrameError(ProtocolError):
+    """A frame failed one of the FT1.2 checks; ``offset`` is the byte where it failed."""
+
+    check = "frame"
+
+    def __init__(self, message: str, offset: int = 0) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"{self.check}: {super().__str__()} (at byte {self.offset})"
+
+
+class StartByteError(FrameError):
+    check = "start byte"
+
+
+class LengthMismatchError(FrameError):
+    check = "L mismatch"
+
+
+class LengthRangeError(FrameError):
+    check = "L out of range"
+
+
+class ChecksumError(FrameError):
+    check = "checksum"
+
+
+class StopByteError(FrameError):
+    check = "stop byte"
+
+
+class TruncatedFrameError(FrameError):
+    check = "truncated"
+
+
+class TrailingBytesError(FrameError):
+    check = "trailing bytes"
+
+
+class CharacterError(FrameError):
+    """A character inside a frame arrived with a parity or framing error."""
+
+    check = "character error"
+
+
+class GapError(FrameError):
+    """The line was idle too long inside a frame (the receiver discards the partial frame)."""
+
+    check = "inter-character gap"
+
+
+# --- application level (EN 13757-3) -----------------------------------------------------
+
+
+class ApplicationError(ProtocolError):
+    """A telegram's application data could not be decoded; ``offset`` as in FrameError."""
+
+    check = "application"
+
+    def __init__(self, message: str, offset: int = 0) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"{self.check}: {super().__str__()} (at byte {self.offset})"
+
+
+# --- link level --------------------------------------------------------------------------
+
+
+class LinkError(ProtocolError):
+    """A request/answer exchange failed."""
+
+
+class NoAnswerError(LinkError):
+    """Nothing valid came back within the response window after all retries."""
+
+
+class CollisionError(LinkError):
+    """Several slaves answered at once (garbled characters, or bytes after the answer)."""
+
+
+class UnexpectedAnswerError(LinkError):
+    """A valid frame came back, but not the kind the request calls for."""
+
+
+# --- everything that is not the wire -----------------------------------------------------
+
+
+class ConfigError(MBusRigError):
+    """A configuration file, profile or argument is wrong; the message names what and where."""
+
+
+class HardwareError(MBusRigError):
+    """A port, GPIO line or other piece of hardware could not be used."""
+
+
+class RigTimeoutError(MBusRigError):
+    """Something the rig waited for did not happen in time."""

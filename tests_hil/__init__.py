@@ -1,0 +1,1 @@
+"""Conformance scenarios (EN 13757-2/-3), one module per area."""
