@@ -1,5 +1,6 @@
 """GPIO backends: RPi.GPIO (or rpi-lgpio) on a Pi, the simulated backend everywhere else."""
 
 from .backend import GpioBackend
+from .sim import GpioWrite, SimGpio
 
-__all__ = ["GpioBackend"]
+__all__ = ["GpioBackend", "GpioWrite", "SimGpio"]
