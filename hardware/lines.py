@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hardware.clock import Clock
 from protocol.errors import ConfigError, HardwareError
@@ -72,42 +72,20 @@ def pin_advice(pin: int, role: str, *, allow_reserved: bool = False) -> list[str
     return advice
 
 
-@dataclass(frozen=True, slots=True)
-class LineSpec:
-    """One fault line as the rig config describes it."""
-
-    role: str
-    pin: int
-    active_high: bool = True
-    name: str = ""
+class LineSpec(Protocol):
+    """One fault line as the rig config describes it (``rig.config.LineConfig`` fits)."""
 
     @property
-    def label(self) -> str:
-        return self.name or self.role
+    def role(self) -> str: ...
 
+    @property
+    def pin(self) -> int: ...
 
-def parse_line_spec(data: Mapping[str, Any], where: str = "fault line") -> LineSpec:
-    """A LineSpec from a config table ``{role, pin, active_high?, name?}``; ConfigError names
-    ``where`` and the field."""
-    unknown = set(data) - {"role", "pin", "active_high", "name"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    for key in ("role", "pin"):
-        if key not in data:
-            raise ConfigError(f"{where}: missing {key!r}")
-    role, pin = data["role"], data["pin"]
-    active_high, name = data.get("active_high", True), data.get("name", "")
-    if not isinstance(role, str):
-        raise ConfigError(f"{where}: role must be a string, got {role!r}")
-    if not isinstance(active_high, bool):
-        raise ConfigError(f"{where}: active_high must be true or false, got {active_high!r}")
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: name must be a string, got {name!r}")
-    try:
-        pin_advice(pin, role, allow_reserved=True)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return LineSpec(role, pin, active_high, name)
+    @property
+    def active_high(self) -> bool: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 class Line:

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
 from hardware.gpio.sim import SimGpio
-from hardware.lines import FaultLines, Line, LineSpec, parse_line_spec, pin_advice
+from hardware.lines import FaultLines, Line, pin_advice
 from protocol.errors import ConfigError, HardwareError
+from tests.test_gpio_sim import StepClock
 
 
-class StepClock:
-    is_virtual = True
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        raise NotImplementedError
+@dataclass(frozen=True)
+class Spec:
+    role: str
+    pin: int
+    active_high: bool = True
+    name: str = ""
 
 
 @pytest.fixture
@@ -120,26 +113,11 @@ def test_unknown_role_is_refused(gpio: SimGpio) -> None:
         Line(gpio, 17, "relay")
 
 
-def test_parse_line_spec_names_the_field() -> None:
-    spec = parse_line_spec({"role": "bus_short", "pin": 22, "name": "short_1k"}, "rig.toml [[lines]] 2")
-    assert spec == LineSpec("bus_short", 22, True, "short_1k")
-    bad: list[tuple[dict[str, object], str]] = [
-        ({"pin": 22}, "missing 'role'"),
-        ({"role": "noise"}, "missing 'pin'"),
-        ({"role": "noise", "pin": 22, "colour": 1}, "unknown field.*colour"),
-        ({"role": "noise", "pin": 22, "active_high": "yes"}, "active_high must be true or false"),
-        ({"role": "noise", "pin": 40}, "GPIO 40 is not a header pin"),
-    ]
-    for data, match in bad:
-        with pytest.raises(ConfigError, match=f"rig.toml \\[\\[lines\\]\\] 2: .*{match}"):
-            parse_line_spec(data, "rig.toml [[lines]] 2")
-
-
 def test_fault_lines_lookup_and_duplicates(gpio: SimGpio) -> None:
     lines = FaultLines.from_specs(gpio, [
-        LineSpec("bus_short", 22, name="short_1k"),
-        LineSpec("bus_short", 23, name="short_330"),
-        LineSpec("noise", 27),
+        Spec("bus_short", 22, name="short_1k"),
+        Spec("bus_short", 23, name="short_330"),
+        Spec("noise", 27),
     ])
     assert lines["short_330"].pin == 23
     assert lines["bus_short"].pin == 22  # first line with the role
@@ -156,16 +134,16 @@ def test_fault_lines_lookup_and_duplicates(gpio: SimGpio) -> None:
 
 def test_from_specs_releases_already_set_up_lines_on_error(gpio: SimGpio) -> None:
     with pytest.raises(ConfigError, match="GPIO 14"):
-        FaultLines.from_specs(gpio, [LineSpec("bus_short", 22), LineSpec("noise", 14)])
+        FaultLines.from_specs(gpio, [Spec("bus_short", 22), Spec("noise", 14)])
     assert gpio.level(22) is False
 
 
 def test_safe_state_releases_all_and_is_idempotent(gpio: SimGpio) -> None:
     lines = FaultLines.from_specs(gpio, [
-        LineSpec("bus_power_cut", 26, active_high=False),
-        LineSpec("bus_short", 22),
-        LineSpec("collision", 23),
-        LineSpec("slave_power_fail", 24, active_high=False),
+        Spec("bus_power_cut", 26, active_high=False),
+        Spec("bus_short", 22),
+        Spec("collision", 23),
+        Spec("slave_power_fail", 24, active_high=False),
     ])
     gpio.drive(24, True)
     for role in ("bus_power_cut", "bus_short", "collision"):
@@ -199,7 +177,7 @@ class FailingGpio(SimGpio):
 def test_safe_state_reports_a_failing_line_and_releases_the_others() -> None:
     gpio = FailingGpio(fail_pin=22)
     lines = FaultLines.from_specs(gpio, [
-        LineSpec("bus_power_cut", 20), LineSpec("bus_short", 22), LineSpec("noise", 27)])
+        Spec("bus_power_cut", 20), Spec("bus_short", 22), Spec("noise", 27)])
     for line in lines:
         line.assert_()
     gpio.broken = True
@@ -215,7 +193,7 @@ def test_safe_state_reports_a_failing_line_and_releases_the_others() -> None:
 def test_safe_state_is_bounded_when_a_line_hangs() -> None:
     gpio = FailingGpio(fail_pin=-1, hang_pin=22)
     lines = FaultLines.from_specs(gpio, [
-        LineSpec("bus_power_cut", 20), LineSpec("bus_short", 22), LineSpec("noise", 27)])
+        Spec("bus_power_cut", 20), Spec("bus_short", 22), Spec("noise", 27)])
     gpio.broken = True
     try:
         report = lines.safe_state(timeout=0.2)
@@ -227,7 +205,7 @@ def test_safe_state_is_bounded_when_a_line_hangs() -> None:
 
 
 def test_close_stops_driving_pins(gpio: SimGpio) -> None:
-    lines = FaultLines.from_specs(gpio, [LineSpec("noise", 27)])
+    lines = FaultLines.from_specs(gpio, [Spec("noise", 27)])
     lines["noise"].assert_()
     assert lines.close().ok
     assert gpio.mode(27) == "input" and gpio.level(27) is False
