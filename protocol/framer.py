@@ -1,0 +1,225 @@
+"""Incremental FT1.2 frame receiver (EN 13757-2; MBUS.md "Frames", "Timing").
+
+A ``Framer`` takes received characters one at a time and yields ``FrameReceived`` for every
+well-formed frame and ``FrameRejected`` for everything else. It is what both the master and
+the slave engines listen with.
+
+Resynchronisation rules:
+
+* Hunting (no frame in progress): ``E5`` is an acknowledge at once; ``10`` and ``68`` start
+  a frame; any other byte, and any flagged character, is rejected alone
+  (``StartByteError`` / ``CharacterError``), one event per byte.
+* A flagged character (parity or framing error) inside a frame rejects the frame with
+  ``CharacterError`` at once. When the frame's length is known by then, the rest of its
+  bytes are skipped silently (so data bytes of a garbled answer are not taken for frames);
+  hunting resumes after them, after a gap, or straight after the flagged character when
+  the length is not known (the L bytes themselves were hit).
+* A long-frame header that fails (``L1 != L2``, ``L < 3``, second start byte not ``68``) is
+  rejected and the bytes after its first byte are searched again: a stray ``68`` in front of
+  a frame costs only itself. A frame that fails later (checksum, stop byte) is discarded as a
+  whole, so data bytes of a corrupted answer (an ``E5`` among them) are never taken for frames.
+* An idle line longer than ``gap_limit`` between two characters of a frame drops the partial
+  frame (``GapError``) and the new character is handled as if hunting; ``expire(now)`` does the
+  same when no character arrives at all (MBUS.md: a slave discards a partial frame after a
+  gap longer than the inter-frame idle).
+
+Gaps are measured between character end times (``RxChar.time``) minus ``char_time``, i.e. the
+idle line between the stop bit of one character and the start bit of the next; with
+``char_time=0`` (the default) ``gap_limit`` bounds the end-to-end spacing instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .chars import RxChar
+from .errors import (
+    CharacterError,
+    FrameError,
+    GapError,
+    LengthMismatchError,
+    LengthRangeError,
+    StartByteError,
+    TruncatedFrameError,
+)
+from .frames import ACK, LONG_START, SHORT_START, Frame, decode, frame_length
+
+MIN_L = 3
+"""A long frame's L counts C, A and CI at least."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReceived:
+    """A frame that passed every check; ``start``/``end`` are its first/last character times."""
+
+    frame: Frame
+    raw: bytes
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """Bytes that form no valid frame, with the check that failed."""
+
+    error: FrameError
+    raw: bytes
+    start: float
+    end: float
+
+
+FramerEvent = FrameReceived | FrameRejected
+
+
+class Framer:
+    """Incremental receiver: ``feed`` each character, ``expire`` on idle time (sans-I/O)."""
+
+    def __init__(self, gap_limit: float | None, *, char_time: float = 0.0) -> None:
+        if gap_limit is not None and gap_limit < 0:
+            raise ValueError(f"gap_limit {gap_limit} must not be negative")
+        self.gap_limit = gap_limit
+        self.char_time = char_time
+        self._buf: list[RxChar] = []
+        self._skip = 0  # bytes left of a frame rejected for a flagged character
+        self._skip_last = 0.0
+
+    # --- state --------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of the frame in progress (empty while hunting)."""
+        return bytes(ch.value for ch in self._buf)
+
+    @property
+    def last_time(self) -> float | None:
+        """Receive time of the last character of the frame in progress."""
+        return self._buf[-1].time if self._buf else None
+
+    def reset(self) -> None:
+        """Forget the frame in progress without an event."""
+        self._buf.clear()
+        self._skip = 0
+
+    # --- input --------------------------------------------------------------------------
+
+    def feed(self, ch: RxChar) -> list[FramerEvent]:
+        """Take one received character; return the events it completes."""
+        events: list[FramerEvent] = []
+        if self._buf and self._gap_exceeded(ch.time):
+            events.append(self._reject_partial(GapError))
+        self._push(ch, events)
+        return events
+
+    def expire(self, now: float) -> list[FramerEvent]:
+        """Drop a partial frame whose line has been idle longer than ``gap_limit`` by ``now``."""
+        if self._buf and self._gap_exceeded(now + self.char_time):
+            return [self._reject_partial(GapError)]
+        return []
+
+    def flush(self) -> list[FramerEvent]:
+        """Reject a partial frame now (``TruncatedFrameError``): the caller stops listening."""
+        if not self._buf:
+            return []
+        return [self._reject_partial(TruncatedFrameError)]
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _gap_exceeded(self, t: float) -> bool:
+        return bool(self._buf) and self._idle_exceeded(self._buf[-1].time, t)
+
+    def _idle_exceeded(self, last: float, t: float) -> bool:
+        if self.gap_limit is None:
+            return False
+        return t - last - self.char_time > self.gap_limit
+
+    def _reject_partial(self, kind: type[FrameError]) -> FrameRejected:
+        chars = self._buf
+        self._buf = []
+        need = _expected_length(bytes(c.value for c in chars))
+        what = f"of {need}" if need is not None else "of a long frame"
+        error = kind(f"partial frame dropped after {len(chars)} bytes {what}", len(chars))
+        return _rejected(error, chars)
+
+    def _push(self, ch: RxChar, events: list[FramerEvent]) -> None:
+        """Add ``ch``; on a header failure re-search the bytes after the failed start byte."""
+        queue = [ch]
+        while queue:
+            c = queue.pop(0)
+            if self._skip:
+                if not self._idle_exceeded(self._skip_last, c.time):
+                    self._skip -= 1
+                    self._skip_last = c.time
+                    continue
+                self._skip = 0
+            if not self._buf:
+                self._hunt(c, events)
+                continue
+            if not c.ok:
+                self._buf.append(c)
+                offset = len(self._buf) - 1
+                events.append(_rejected(CharacterError(_flag_text(c), offset), self._buf))
+                need = _expected_length(bytes(x.value for x in self._buf[:2])) if offset > 1 else None
+                self._skip = max(0, need - len(self._buf)) if need is not None else 0
+                self._skip_last = c.time
+                self._buf = []
+                continue
+            self._buf.append(c)
+            header_error = _header_error(bytes(x.value for x in self._buf))
+            if header_error is not None:
+                events.append(_rejected(header_error, self._buf))
+                queue = self._buf[1:] + queue
+                self._buf = []
+                continue
+            self._complete_if_done(events)
+
+    def _hunt(self, c: RxChar, events: list[FramerEvent]) -> None:
+        if not c.ok:
+            events.append(_rejected(CharacterError(_flag_text(c), 0), [c]))
+        elif c.value == ACK:
+            events.append(FrameReceived(decode(bytes((ACK,))), bytes((ACK,)), c.time, c.time))
+        elif c.value in (SHORT_START, LONG_START):
+            self._buf = [c]
+        else:
+            error = StartByteError(f"byte {c.value:02X} starts no frame (E5, 10 or 68 expected)", 0)
+            events.append(_rejected(error, [c]))
+
+    def _complete_if_done(self, events: list[FramerEvent]) -> None:
+        raw = bytes(x.value for x in self._buf)
+        need = _expected_length(raw)
+        if need is None or len(raw) < need:
+            return
+        chars = self._buf
+        self._buf = []
+        try:
+            frame = decode(raw)
+        except FrameError as error:
+            events.append(_rejected(error, chars))
+            return
+        events.append(FrameReceived(frame, raw, chars[0].time, chars[-1].time))
+
+
+def _expected_length(raw: bytes) -> int | None:
+    """Total length of the frame ``raw`` begins, None while a long frame's L is unseen."""
+    return frame_length(raw[0], raw[1] if len(raw) > 1 else None)
+
+
+def _header_error(raw: bytes) -> FrameError | None:
+    """The long-frame header check the bytes so far fail, if any (checked as they arrive)."""
+    if raw[0] != LONG_START:
+        return None
+    if len(raw) >= 2 and raw[1] < MIN_L:
+        return LengthRangeError(f"L is {raw[1]}, at least {MIN_L} (C, A, CI) needed", 1)
+    if len(raw) >= 3 and raw[1] != raw[2]:
+        return LengthMismatchError(f"L fields differ: {raw[1]:02X} and {raw[2]:02X}", 2)
+    if len(raw) >= 4 and raw[3] != LONG_START:
+        return StartByteError(f"second start byte is {raw[3]:02X}, not 68", 3)
+    return None
+
+
+def _flag_text(c: RxChar) -> str:
+    flags = [name for name, on in (("parity", c.parity_error), ("framing", c.framing_error)) if on]
+    return f"byte {c.value:02X} received with a {' and '.join(flags)} error"
+
+
+def _rejected(error: FrameError, chars: list[RxChar]) -> FrameRejected:
+    return FrameRejected(error, bytes(c.value for c in chars), chars[0].time, chars[-1].time)
