@@ -1,0 +1,456 @@
+"""The rig file (TOML): master port, bus, DUTs, GPIO fault lines -- parsed and validated.
+
+Everything is checked here, before anything touches hardware: a wrong file raises
+:class:`ConfigError` naming the file, the key and what is allowed. The built-in simulated rig
+(``--rig sim``) needs no file: :func:`builtin_sim_config`.
+
+Schema (see ``rig/examples/*.toml`` and docs/readme/rig.md)::
+
+    name = "bench"                      # optional, shown in reports
+    [master]  port = "/dev/ttyAMA0" | "mbussim://NAME" | "socket://host:port"
+              baud = 2400  echo = false  retries = 2
+    [bus]     kind = "sim" | "real"   seed = 1
+    [bus.sim] noise_rate = 0.0 ...      # simulated-bus parameters (sim only)
+    [gpio]    backend = "sim" | "rpi" | "auto"
+    [[gpio.lines]] role = "bus_power_cut"  pin = 17  active_high = true  name = "..."
+    [[dut]]   name kind address secondary baud features profile command url token_file defects
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from hardware.lines import pin_advice
+from protocol.errors import ConfigError
+from protocol.fields import PRIMARY_MAX
+from protocol.identity import SecondaryAddress
+from protocol.timing import BAUD_RATES
+
+Mode = Literal["sim", "loopback", "hardware"]
+DutKind = Literal["emulated", "program", "black-box", "agent"]
+
+DUT_KINDS: tuple[str, ...] = ("emulated", "program", "black-box", "agent")
+BUS_KINDS: tuple[str, ...] = ("sim", "real")
+GPIO_BACKENDS: tuple[str, ...] = ("sim", "rpi", "auto")
+
+#: Capabilities a DUT can claim (docs/architecture.md "Capability names").
+PROTOCOL_CAPABILITIES: tuple[str, ...] = (
+    "primary", "secondary", "enhanced_selection", "wildcard_selection", "set_address",
+    "baud_switch", "reset", "multi_telegram", "req_ud1", "fcb",
+)
+#: Capabilities the rig provides: DUT control and the physical fault lines.
+RIG_CAPABILITIES: tuple[str, ...] = (
+    "control", "power_fault", "disconnect", "short", "collision_injector", "noise", "multi_slave",
+)
+CAPABILITIES: tuple[str, ...] = PROTOCOL_CAPABILITIES + RIG_CAPABILITIES
+
+#: Fault-line roles (hardware/lines.py) and the capability each gives the rig.
+LINE_ROLES: dict[str, str | None] = {
+    "bus_power_cut": "power_fault",
+    "slave_disconnect": "disconnect",
+    "bus_short": "short",
+    "collision": "collision_injector",
+    "noise": "noise",
+    "slave_power_fail": None,  # an input: the TSS721A PF line
+}
+
+#: Simulated-bus parameters a rig file may set in ``[bus.sim]`` (all numbers >= 0).
+SIM_PARAMETERS: dict[str, str] = {
+    "noise_rate": "bit flips per second while the noise line is asserted",
+    "collision_window": "how long the collision injector holds space, seconds",
+    "hold_up": "how long a slave survives a bus power cut, seconds",
+    "power_up": "how long a slave needs after bus power returns, seconds",
+}
+
+SIM_URL_SCHEME = "mbussim://"
+DEFAULT_BAUD = 2400
+DEFAULT_RETRIES = 2
+MAX_RETRIES = 9
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    port: str
+    baud: int = DEFAULT_BAUD
+    echo: bool = False
+    retries: int = DEFAULT_RETRIES
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    kind: Literal["sim", "real"] = "sim"
+    seed: int = 1
+    sim: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def simulated(self) -> bool:
+        return self.kind == "sim"
+
+
+@dataclass(frozen=True, slots=True)
+class LineConfig:
+    role: str
+    pin: int
+    active_high: bool = True
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.role
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    backend: str = "sim"
+    lines: tuple[LineConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DutConfig:
+    """One device under test as the rig file describes it."""
+
+    name: str
+    kind: DutKind
+    address: int = 0
+    secondary: SecondaryAddress | None = None
+    baud: int = DEFAULT_BAUD
+    features: frozenset[str] = frozenset()
+    profile: str | None = None  # emulated: profile file (relative to the rig file) or None
+    command: tuple[str, ...] = ()  # program (and local agent): argv template with {tty}
+    url: str | None = None  # agent
+    token_file: Path | None = None  # agent
+    defects: frozenset[str] = frozenset()  # emulated: named defects switched on
+
+    @property
+    def needs_tty(self) -> bool:
+        """An outside program joins the simulated bus through a pty ({tty} in its command)."""
+        return bool(self.command)
+
+
+@dataclass(frozen=True, slots=True)
+class RigConfig:
+    name: str
+    source: str  # the file, or "<built-in sim>"
+    master: MasterConfig
+    bus: BusConfig
+    gpio: GpioConfig
+    duts: tuple[DutConfig, ...]
+
+    @property
+    def mode(self) -> Mode:
+        """"sim": all in software; "loopback": simulated bus joined by an outside program
+        through a pty; "hardware": a real bus."""
+        if not self.bus.simulated:
+            return "hardware"
+        return "loopback" if any(d.needs_tty for d in self.duts) else "sim"
+
+    def dut(self, name: str | None) -> DutConfig:
+        """The DUT called ``name`` (the first one when None)."""
+        if not self.duts:
+            raise ConfigError(f"{self.source}: no [[dut]] in the rig file")
+        if name is None:
+            return self.duts[0]
+        for dut in self.duts:
+            if dut.name == name:
+                return dut
+        names = ", ".join(d.name for d in self.duts)
+        raise ConfigError(f"{self.source}: no DUT named {name!r} (the rig has: {names})")
+
+    @property
+    def line_capabilities(self) -> frozenset[str]:
+        caps = {LINE_ROLES[line.role] for line in self.gpio.lines}
+        return frozenset(c for c in caps if c is not None)
+
+    def with_overrides(self, *, seed: int | None = None, baud: int | None = None,
+                       defects: frozenset[str] | None = None) -> RigConfig:
+        """A copy with the command-line overrides (--seed, --baud, --defect) applied."""
+        cfg = self
+        if seed is not None:
+            cfg = replace(cfg, bus=replace(cfg.bus, seed=seed))
+        if baud is not None:
+            cfg = replace(cfg, master=replace(cfg.master, baud=baud),
+                          duts=tuple(replace(d, baud=baud) for d in cfg.duts))
+        if defects:
+            cfg = replace(cfg, duts=tuple(
+                replace(d, defects=d.defects | defects) if d.kind == "emulated" else d
+                for d in cfg.duts))
+        return cfg
+
+
+# --- the built-in simulated rig -------------------------------------------------------------
+
+#: GPIO lines of the built-in simulated rig: every fault role, on BCM 17-27 (MBUS.md: fault
+#: lines on BCM 9-27, not 14/15/26, active high with pull-downs).
+SIM_LINES: tuple[LineConfig, ...] = (
+    LineConfig("bus_power_cut", 17, True, "bus power cut"),
+    LineConfig("slave_disconnect", 27, True, "slave disconnect"),
+    LineConfig("bus_short", 22, True, "bus short"),
+    LineConfig("collision", 23, True, "collision sink"),
+    LineConfig("noise", 24, True, "noise"),
+)
+
+#: The emulated DUT of the built-in simulated rig (the built-in heat meter profile).
+SIM_DUT_ADDRESS = 5
+
+
+def builtin_sim_config(seed: int = 1, baud: int = DEFAULT_BAUD) -> RigConfig:
+    """The simulated rig ``--rig sim`` uses: one emulated heat meter, every fault line."""
+    return RigConfig(
+        name="sim",
+        source="<built-in sim>",
+        master=MasterConfig(port=SIM_URL_SCHEME + "sim", baud=baud),
+        bus=BusConfig(kind="sim", seed=seed),
+        gpio=GpioConfig(backend="sim", lines=SIM_LINES),
+        duts=(DutConfig(name="meter", kind="emulated", address=SIM_DUT_ADDRESS, baud=baud,
+                        features=frozenset(PROTOCOL_CAPABILITIES)),),
+    )
+
+
+# --- loading and validation -----------------------------------------------------------------
+
+
+def load_config(spec: str | Path) -> RigConfig:
+    """``"sim"`` -> the built-in simulated rig; otherwise parse and validate a TOML rig file."""
+    if str(spec) == "sim":
+        return builtin_sim_config()
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"rig file {path}: not found (give a TOML rig file or 'sim')") from None
+    except OSError as exc:
+        raise ConfigError(f"rig file {path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return config_from_dict(data, str(path), base=path.parent)
+
+
+class _Table:
+    """One TOML table being validated: typed getters that name file and key on error."""
+
+    def __init__(self, data: Any, source: str, where: str, allowed: tuple[str, ...]) -> None:
+        self.source, self.where = source, where
+        if not isinstance(data, dict):
+            self.fail("", f"must be a table, not {_kind(data)}")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            self.fail(unknown[0], f"unknown key (allowed: {', '.join(allowed)})")
+        self.data: dict[str, Any] = data
+
+    def fail(self, key: str, problem: str) -> None:
+        name = f"{self.where}.{key}" if self.where and key else (self.where or key)
+        raise ConfigError(f"{self.source}: {name}: {problem}")
+
+    def get(self, key: str, typ: type | tuple[type, ...], default: Any = None,
+            *, required: bool = False) -> Any:
+        if key not in self.data:
+            if required:
+                self.fail(key, "missing (required)")
+            return default
+        value = self.data[key]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if isinstance(value, bool) and bool not in types:
+            self.fail(key, f"must be {_names(types)}, not a boolean")
+        if not isinstance(value, types):
+            self.fail(key, f"must be {_names(types)}, not {_kind(value)}")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.get(key, str, default)
+        if value not in allowed:
+            self.fail(key, f"{value!r} is not allowed (allowed: {', '.join(allowed)})")
+        return str(value)
+
+    def baud(self, key: str, default: int) -> int:
+        value = int(self.get(key, int, default))
+        if value not in BAUD_RATES:
+            self.fail(key, f"{value} is not an M-Bus baud rate "
+                           f"(allowed: {', '.join(map(str, BAUD_RATES))})")
+        return value
+
+    def int_range(self, key: str, default: int, low: int, high: int) -> int:
+        value = int(self.get(key, int, default))
+        if not low <= value <= high:
+            self.fail(key, f"{value} is out of range (allowed: {low}..{high})")
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join(_kind(t()) if t in (dict, list, str, bool, int, float) else t.__name__
+                       for t in types)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None = None) -> RigConfig:
+    """Validate a parsed rig file; relative paths (profiles, token files) resolve against
+    ``base`` (the rig file's folder)."""
+    top = _Table(dict(data), source, "", ("name", "master", "bus", "gpio", "dut"))
+    base = base or Path.cwd()
+    bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", ("kind", "seed", "sim")))
+    master = _master(top.get("master", dict, {}), source, bus)
+    gpio = _gpio(_Table(top.get("gpio", dict, {}), source, "gpio", ("backend", "lines")), bus)
+    dut_tables = top.get("dut", list, [])
+    duts: list[DutConfig] = []
+    for index, raw in enumerate(dut_tables):
+        dut = _dut(raw, source, f"dut[{index}]", base, bus)
+        if any(d.name == dut.name for d in duts):
+            raise ConfigError(f"{source}: dut[{index}].name: {dut.name!r} is used twice")
+        duts.append(dut)
+    addresses = [d.address for d in duts if d.address != 0]
+    for address in addresses:
+        if addresses.count(address) > 1:
+            raise ConfigError(f"{source}: dut: two DUTs at primary address {address}")
+    name = top.get("name", str, Path(source).stem)
+    return RigConfig(name=name, source=source, master=master, bus=bus, gpio=gpio,
+                     duts=tuple(duts))
+
+
+def _bus(t: _Table) -> BusConfig:
+    kind = t.choice("kind", BUS_KINDS, "sim")
+    seed = t.int_range("seed", 1, 0, 2**63 - 1)
+    sim_raw = t.get("sim", dict, {})
+    if sim_raw and kind != "sim":
+        t.fail("sim", "simulated-bus parameters need bus.kind = \"sim\"")
+    sim = _Table(sim_raw, t.source, "bus.sim", tuple(SIM_PARAMETERS))
+    params: dict[str, float] = {}
+    for key in sim.data:
+        value = float(sim.get(key, (int, float)))
+        if value < 0:
+            sim.fail(key, f"{value} is negative (must be >= 0: {SIM_PARAMETERS[key]})")
+        params[key] = value
+    return BusConfig(kind=kind, seed=seed, sim=params)  # type: ignore[arg-type]
+
+
+def _master(raw: Any, source: str, bus: BusConfig) -> MasterConfig:
+    t = _Table(raw, source, "master", ("port", "baud", "echo", "retries"))
+    default_port = SIM_URL_SCHEME + "sim" if bus.simulated else None
+    port = t.get("port", str, default_port, required=default_port is None)
+    if bus.simulated and not port.startswith(SIM_URL_SCHEME):
+        t.fail("port", f"{port!r}: a simulated bus is reached through {SIM_URL_SCHEME}NAME "
+                       "(or leave port out)")
+    if not bus.simulated and port.startswith(SIM_URL_SCHEME):
+        t.fail("port", f"{port!r} is the simulated bus, but bus.kind = \"real\"")
+    if not port.strip():
+        t.fail("port", "is empty (a device such as /dev/ttyAMA0 or a pyserial URL)")
+    return MasterConfig(port=port, baud=t.baud("baud", DEFAULT_BAUD),
+                        echo=bool(t.get("echo", bool, False)),
+                        retries=t.int_range("retries", DEFAULT_RETRIES, 0, MAX_RETRIES))
+
+
+def _gpio(t: _Table, bus: BusConfig) -> GpioConfig:
+    backend = t.choice("backend", GPIO_BACKENDS, "sim" if bus.simulated else "rpi")
+    lines: list[LineConfig] = []
+    for index, raw in enumerate(t.get("lines", list, [])):
+        lt = _Table(raw, t.source, f"gpio.lines[{index}]", ("role", "pin", "active_high", "name"))
+        lt.get("role", str, required=True)
+        lt.get("pin", int, required=True)
+        role = lt.choice("role", tuple(LINE_ROLES), "")
+        pin = lt.int_range("pin", 0, 0, 27)
+        try:
+            pin_advice(pin, role)
+        except ConfigError as exc:
+            lt.fail("pin", str(exc))
+        line = LineConfig(role=role, pin=pin, active_high=bool(lt.get("active_high", bool, True)),
+                          name=lt.get("name", str, ""))
+        for other in lines:
+            if other.pin == line.pin:
+                lt.fail("pin", f"GPIO {pin} is already used by {other.label}")
+            if other.role == line.role:
+                lt.fail("role", f"{role!r} appears twice")
+        lines.append(line)
+    if bus.simulated and backend == "rpi":
+        t.fail("backend", "\"rpi\" drives real relays, but bus.kind = \"sim\" (use \"sim\")")
+    return GpioConfig(backend=backend, lines=tuple(lines))
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutConfig:
+    t = _Table(raw, source, where, ("name", "kind", "address", "secondary", "baud", "features",
+                                    "profile", "command", "url", "token_file", "defects"))
+    name = t.get("name", str, required=True)
+    if not _NAME.match(name):
+        t.fail("name", f"{name!r}: use letters, digits, '_', '.', '-'")
+    t.where = f"dut.{name}"
+    kind = t.choice("kind", DUT_KINDS, "emulated")
+    address = t.int_range("address", 0, 0, PRIMARY_MAX)
+    secondary = None
+    if "secondary" in t.data:
+        text = t.get("secondary", str).replace(" ", "")
+        try:
+            secondary = SecondaryAddress.parse(text)
+        except ValueError as exc:
+            t.fail("secondary", str(exc))
+    features = frozenset(_strings(t, "features"))
+    for feature in sorted(features):
+        if feature not in PROTOCOL_CAPABILITIES:
+            t.fail("features", f"{feature!r} is not a DUT capability "
+                               f"(allowed: {', '.join(PROTOCOL_CAPABILITIES)})")
+    command = tuple(_strings(t, "command", split=True))
+    if command and not any("{tty}" in arg for arg in command):
+        t.fail("command", "must contain {tty} (the pty the program opens as its serial port)")
+    if command and not bus.simulated:
+        t.fail("command", "a program joins a simulated bus through a pty; bus.kind is \"real\"")
+    url = t.get("url", str)
+    token_file = t.get("token_file", str)
+    profile = t.get("profile", str)
+    defects = frozenset(_strings(t, "defects"))
+    if kind == "emulated":
+        if not bus.simulated:
+            t.fail("kind", "an emulated DUT lives on the simulated bus; on a real bus use "
+                           "\"agent\" (the slave-Pi) or \"black-box\"")
+        for key in ("command", "url", "token_file"):
+            if key in t.data:
+                t.fail(key, "only for kind = \"program\" or \"agent\"")
+        if not features:
+            features = frozenset(PROTOCOL_CAPABILITIES)
+    else:
+        for key in ("profile", "defects"):
+            if key in t.data and kind != "agent":
+                t.fail(key, f"only for an emulated or agent DUT, not kind = {kind!r}")
+    if kind == "program" and not command:
+        t.fail("command", "missing (required for kind = \"program\": argv with {tty})")
+    if kind == "black-box" and command:
+        t.fail("command", "a black-box DUT is not started by the rig (use kind = \"program\")")
+    if kind == "agent":
+        if not url:
+            t.fail("url", "missing (required for kind = \"agent\": http://HOST:PORT)")
+        if not url.startswith(("http://", "https://")):
+            t.fail("url", f"{url!r} is not an http:// or https:// URL")
+        if not token_file:
+            t.fail("token_file", "missing (required for kind = \"agent\")")
+    elif url or token_file:
+        t.fail("url" if url else "token_file", "only for kind = \"agent\"")
+    profile_path = str(base / profile) if profile and profile.endswith(".toml") else profile
+    return DutConfig(
+        name=name, kind=kind, address=address, secondary=secondary,  # type: ignore[arg-type]
+        baud=t.baud("baud", DEFAULT_BAUD), features=features, profile=profile_path,
+        command=command, url=url, token_file=base / token_file if token_file else None,
+        defects=defects,
+    )
+
+
+def _strings(t: _Table, key: str, *, split: bool = False) -> list[str]:
+    """An array of strings (or, with ``split``, also one string split like a shell line)."""
+    value = t.get(key, (list, str) if split else list, [])
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            t.fail(key, f"cannot be split into arguments ({exc})")
+    if not all(isinstance(v, str) for v in value):
+        t.fail(key, "must be an array of strings")
+    return list(value)

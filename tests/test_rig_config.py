@@ -1,0 +1,138 @@
+"""Rig file parsing and validation (rig/config.py): every mistake names file, key, allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import ConfigError
+from protocol.identity import SecondaryAddress
+from rig.config import (
+    PROTOCOL_CAPABILITIES,
+    builtin_sim_config,
+    config_from_dict,
+    load_config,
+)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "rig" / "examples"
+
+
+def test_builtin_sim_rig_needs_no_file():
+    cfg = load_config("sim")
+    assert cfg.mode == "sim"
+    assert cfg.master.port.startswith("mbussim://")
+    assert cfg.duts[0].kind == "emulated"
+    assert cfg.line_capabilities == {"power_fault", "disconnect", "short", "collision_injector",
+                                     "noise"}
+
+
+@pytest.mark.parametrize("name, mode", [("sim.toml", "sim"), ("two-pi.toml", "hardware"),
+                                        ("loopback.toml", "loopback"),
+                                        ("program-dut.toml", "loopback")])
+def test_examples_load(name, mode):
+    cfg = load_config(EXAMPLES / name)
+    assert cfg.mode == mode
+    assert cfg.source.endswith(name)
+    assert cfg.duts
+
+
+def test_two_pi_example_is_the_real_rig():
+    cfg = load_config(EXAMPLES / "two-pi.toml")
+    assert cfg.master.port == "/dev/ttyAMA0" and cfg.master.echo
+    assert cfg.gpio.backend == "rpi"
+    dut = cfg.dut("slave-pi")
+    assert dut.kind == "agent" and dut.url and dut.token_file
+    assert dut.secondary == SecondaryAddress.parse("123456782D2C0104")
+    assert "baud_switch" in dut.features
+
+
+def test_loopback_token_file_resolves_next_to_the_rig_file():
+    dut = load_config(EXAMPLES / "loopback.toml").duts[0]
+    assert dut.token_file == EXAMPLES / "agent.token"
+    assert any("{tty}" in arg for arg in dut.command)
+
+
+def test_program_command_string_is_split_like_a_shell_line():
+    dut = load_config(EXAMPLES / "program-dut.toml").duts[0]
+    assert dut.command[0] == "mbus-rig" and "{tty}" in dut.command
+
+
+def test_sim_config_equals_the_builtin_one_in_what_matters():
+    file_cfg = load_config(EXAMPLES / "sim.toml")
+    builtin = builtin_sim_config()
+    assert file_cfg.mode == builtin.mode
+    assert file_cfg.line_capabilities == builtin.line_capabilities
+    assert file_cfg.duts[0].address == builtin.duts[0].address
+    assert file_cfg.duts[0].features == frozenset(PROTOCOL_CAPABILITIES)
+
+
+def _error(data, source="rig.toml") -> str:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data, source)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"colour": 1}, ["rig.toml", "colour", "unknown key", "allowed: name, master"]),
+    ({"master": {"baud": 1000}}, ["master.baud", "1000", "300, 600"]),
+    ({"master": {"retries": 12}}, ["master.retries", "0..9"]),
+    ({"master": {"echo": "yes"}}, ["master.echo", "must be a boolean"]),
+    ({"master": {"port": "/dev/ttyUSB0"}}, ["master.port", "mbussim://"]),
+    ({"bus": {"kind": "real"}}, ["master.port", "missing"]),
+    ({"bus": {"kind": "air"}}, ["bus.kind", "'air'", "sim, real"]),
+    ({"bus": {"sim": {"noise_rate": -1}}}, ["bus.sim.noise_rate", "negative"]),
+    ({"bus": {"sim": {"wind": 1}}}, ["bus.sim.wind", "noise_rate"]),
+    ({"bus": {"kind": "real", "sim": {"noise_rate": 1}}, "master": {"port": "/dev/x"}},
+     ["bus.sim", "kind"]),
+    ({"gpio": {"backend": "rpi"}}, ["gpio.backend", "sim"]),
+    ({"gpio": {"lines": [{"role": "smoke", "pin": 17}]}}, ["gpio.lines[0].role", "bus_power_cut"]),
+    ({"gpio": {"lines": [{"role": "noise"}]}}, ["gpio.lines[0].pin", "missing"]),
+    ({"gpio": {"lines": [{"role": "noise", "pin": 40}]}}, ["gpio.lines[0].pin", "0..27"]),
+    ({"gpio": {"lines": [{"role": "noise", "pin": 14}]}}, ["gpio.lines[0].pin", "UART"]),
+    ({"gpio": {"lines": [{"role": "noise", "pin": 17}, {"role": "collision", "pin": 17}]}},
+     ["gpio.lines[1].pin", "already used"]),
+    ({"dut": [{"kind": "emulated"}]}, ["dut[0].name", "missing"]),
+    ({"dut": [{"name": "m", "kind": "robot"}]}, ["dut.m.kind", "emulated, program"]),
+    ({"dut": [{"name": "m", "address": 251}]}, ["dut.m.address", "0..250"]),
+    ({"dut": [{"name": "m", "secondary": "1234"}]}, ["dut.m.secondary", "16 hex digits"]),
+    ({"dut": [{"name": "m", "features": ["teleport"]}]}, ["dut.m.features", "'teleport'",
+                                                          "primary"]),
+    ({"dut": [{"name": "m", "kind": "program"}]}, ["dut.m.command", "missing"]),
+    ({"dut": [{"name": "m", "kind": "program", "command": ["meter", "/dev/ttyS0"]}]},
+     ["dut.m.command", "{tty}"]),
+    ({"dut": [{"name": "m", "kind": "agent", "token_file": "t"}]}, ["dut.m.url", "missing"]),
+    ({"dut": [{"name": "m", "kind": "agent", "url": "ftp://x", "token_file": "t"}]},
+     ["dut.m.url", "http://"]),
+    ({"dut": [{"name": "m", "kind": "agent", "url": "http://x"}]}, ["dut.m.token_file"]),
+    ({"dut": [{"name": "m", "kind": "black-box", "url": "http://x"}]}, ["dut.m.url", "agent"]),
+    ({"dut": [{"name": "m", "address": 3}, {"name": "n", "address": 3}]}, ["address 3"]),
+    ({"dut": [{"name": "m"}, {"name": "m"}]}, ["dut[1].name", "twice"]),
+    ({"bus": {"kind": "real"}, "master": {"port": "/dev/ttyAMA0"}, "dut": [{"name": "m"}]},
+     ["dut.m.kind", "agent"]),
+])
+def test_mistakes_name_file_key_and_what_is_allowed(data, words):
+    message = _error(data)
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[master\nport=1\n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_dut_lookup_and_overrides():
+    cfg = builtin_sim_config()
+    assert cfg.dut(None).name == "meter"
+    with pytest.raises(ConfigError, match="no DUT named 'x'.*meter"):
+        cfg.dut("x")
+    changed = cfg.with_overrides(seed=7, baud=9600, defects=frozenset({"ignores_fcb"}))
+    assert changed.bus.seed == 7
+    assert changed.master.baud == 9600 and changed.duts[0].baud == 9600
+    assert changed.duts[0].defects == {"ignores_fcb"}
+    assert cfg.bus.seed == 1  # the original is untouched
