@@ -119,3 +119,15 @@ class HardwareError(MBusRigError):
 
 class RigTimeoutError(MBusRigError):
     """Something the rig waited for did not happen in time."""
+
+
+class EchoMismatchError(CollisionError):
+    """The master's own echo came back different from what it sent (another sender on the
+    bus, or a broken level converter). Carries ``sent`` bytes, ``echoed`` RxChars, ``end``."""
+
+    def __init__(self, message: str, *, sent: bytes = b"", echoed: tuple[object, ...] = (),
+                 end: float = 0.0) -> None:
+        super().__init__(message)
+        self.sent = sent
+        self.echoed = echoed
+        self.end = end

@@ -1,0 +1,366 @@
+"""A BusPort over any pyserial port: 8E1, parity errors visible, times from the rig's clock.
+
+MBUS.md "Character and physical layer": Linux drops characters with parity errors unless the
+tty has ``INPCK|PARMRK`` (pyserial clears both, and ``ISTRIP``, every time it reconfigures
+the port). On a POSIX tty this port sets them on the file descriptor itself, keeps them set
+across pyserial's reconfigurations, and decodes the marks: ``FF 00 b`` is a character ``b``
+received with a parity (or framing: the kernel marks both alike) error, ``FF FF`` is a real
+``FF``. The simulated bus's ``mbussim://`` port reports errors the same way.
+
+Reads take one character at a time with ``timeout = deadline - clock.now()``, so on the
+simulated bus's virtual clock the receive time stamped on each character is exact; on a real
+UART it is when the character reached Python.
+
+Characters with deliberately wrong parity (``WireBytes.bad_parity``) go out through the
+port's ``write_wire`` when it has one (the simulated bus), else by draining, switching the
+UART to odd parity for those characters, draining again and switching back.
+
+Master echo (``echo=True``: a level converter that returns the master's own transmission to
+its receiver): :meth:`SerialBusPort.write` reads the echo back and drops it. An echo that
+differs from what was sent means another sender was on the bus at the same time, or a broken
+converter: ``write`` raises :class:`~protocol.errors.EchoMismatchError` (a CollisionError)
+carrying what was sent, what came back and the end time. No echo at all raises HardwareError
+(the converter does not echo: set ``echo = false``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import threading
+from typing import Any
+
+import serial
+
+from hardware.clock import Clock
+from protocol.chars import RxChar, WireBytes, as_wire
+from protocol.errors import ConfigError, EchoMismatchError, HardwareError
+from protocol.timing import char_time, check_baud, frame_time
+
+try:
+    import termios
+except ImportError:  # not POSIX: no tty flags to set
+    termios = None  # type: ignore[assignment]
+
+#: Prefixes of URLs whose port reports character errors as PARMRK marks without a tty.
+PARMRK_URL_PREFIXES = ("mbussim://",)
+MARK = 0xFF
+
+
+class ParmrkDecoder:
+    """Turns a PARMRK byte stream into (value, flagged) characters; keeps state across reads."""
+
+    def __init__(self) -> None:
+        self._state = 0  # 0: normal, 1: after FF, 2: after FF 00
+
+    @property
+    def pending(self) -> bool:
+        """A mark sequence is half read."""
+        return self._state != 0
+
+    def reset(self) -> None:
+        self._state = 0
+
+    def feed(self, byte: int) -> list[tuple[int, bool]]:
+        if self._state == 0:
+            if byte == MARK:
+                self._state = 1
+                return []
+            return [(byte, False)]
+        if self._state == 1:
+            if byte == MARK:
+                self._state = 0
+                return [(MARK, False)]
+            if byte == 0:
+                self._state = 2
+                return []
+            # Not a valid mark (cannot happen with PARMRK): keep both bytes as they came.
+            self._state = 0
+            return [(MARK, False), *self.feed(byte)]
+        self._state = 0
+        return [(byte, True)]
+
+
+def _port_name(port: Any) -> str:
+    return str(getattr(port, "port", None) or getattr(port, "name", None) or port)
+
+
+def _hardware_error(path: str, exc: BaseException) -> HardwareError:
+    """A HardwareError a user understands, from pyserial's or the OS's exception."""
+    code = getattr(exc, "errno", None)
+    if code is None and exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]
+    if code == errno.ENOENT or code == errno.ENODEV or code == errno.ENXIO:
+        why = "no such port"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = "permission denied (add the user to the 'dialout' group)"
+    elif code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK):
+        why = "port busy (another program has it open)"
+    elif isinstance(exc, ValueError) and "protocol" in str(exc):
+        why = f"unknown port URL scheme ({exc})"
+    else:
+        why = str(exc)
+    return HardwareError(f"serial port {path}: {why}")
+
+
+class SerialBusPort:
+    """The rig's bus port (``hardware.port.BusPort``) over a pyserial port or URL.
+
+    ``serial_obj_or_url``: an open or unopened ``serial.Serial``-like object, or a device
+    path / pyserial URL (``/dev/ttyAMA0``, ``loop://``, ``socket://host:port``,
+    ``mbussim://NAME``). ``exclusive`` locks a device (pyserial's flock) so a second program
+    cannot share the bus. ``parmrk`` overrides whether the byte stream carries PARMRK marks
+    (default: yes on a POSIX tty and on ``mbussim://``; the port object may also say so with a
+    ``parmrk`` attribute).
+    """
+
+    def __init__(
+        self,
+        serial_obj_or_url: Any,
+        clock: Clock,
+        *,
+        baud: int,
+        echo: bool = False,
+        exclusive: bool = True,
+        parmrk: bool | None = None,
+        echo_margin: float = 0.2,
+    ) -> None:
+        check_baud_or_error(baud)
+        self._clock = clock
+        self._baud = baud
+        self.echo = echo
+        self.echo_margin = echo_margin
+        self._lock = threading.RLock()
+        self._decoder = ParmrkDecoder()
+        self._ready: list[RxChar] = []
+        if isinstance(serial_obj_or_url, str):
+            self.path = serial_obj_or_url
+            self._ser = self._open_url(serial_obj_or_url, baud, exclusive)
+        else:
+            self._ser = serial_obj_or_url
+            self.path = _port_name(serial_obj_or_url)
+            self._configure_object(baud)
+        self._fd = self._tty_fd()
+        if self._fd is not None:
+            self._keep_parmrk_across_reconfigure()
+            self._set_parmrk_flags()
+        if parmrk is None:
+            parmrk = bool(getattr(self._ser, "parmrk", False)) or self._fd is not None or (
+                self.path.startswith(PARMRK_URL_PREFIXES))
+        self.parmrk = parmrk
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def _open_url(self, url: str, baud: int, exclusive: bool) -> Any:
+        try:
+            return serial.serial_for_url(
+                url, baudrate=baud, bytesize=serial.EIGHTBITS, parity=serial.PARITY_EVEN,
+                stopbits=serial.STOPBITS_ONE, timeout=0, write_timeout=None,
+                xonxoff=False, rtscts=False, dsrdtr=False, exclusive=exclusive)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise _hardware_error(url, exc) from exc
+
+    def _configure_object(self, baud: int) -> None:
+        ser = self._ser
+        try:
+            ser.baudrate = baud
+            ser.bytesize = serial.EIGHTBITS
+            ser.parity = serial.PARITY_EVEN
+            ser.stopbits = serial.STOPBITS_ONE
+            ser.timeout = 0
+            if not ser.is_open:
+                ser.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise _hardware_error(self.path, exc) from exc
+
+    def _tty_fd(self) -> int | None:
+        if termios is None:
+            return None
+        fd = getattr(self._ser, "fd", None)
+        if not isinstance(fd, int):
+            return None
+        try:
+            return fd if os.isatty(fd) else None
+        except OSError:
+            return None
+
+    def _set_parmrk_flags(self) -> None:
+        """INPCK|PARMRK on, IGNPAR|ISTRIP off: bad characters arrive marked, not dropped."""
+        assert self._fd is not None
+        try:
+            attrs = termios.tcgetattr(self._fd)
+            attrs[0] |= termios.INPCK | termios.PARMRK
+            attrs[0] &= ~(termios.IGNPAR | termios.ISTRIP)
+            termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
+        except termios.error as exc:
+            raise HardwareError(f"serial port {self.path}: cannot set INPCK|PARMRK: {exc}") from exc
+
+    def _keep_parmrk_across_reconfigure(self) -> None:
+        """pyserial clears PARMRK/INPCK whenever it reconfigures (baud, parity): put them back."""
+        original = getattr(self._ser, "_reconfigure_port", None)
+        if original is None:
+            return
+
+        def reconfigure(*args: Any, **kwargs: Any) -> None:
+            original(*args, **kwargs)
+            self._set_parmrk_flags()
+
+        self._ser._reconfigure_port = reconfigure
+
+    # --- BusPort ---------------------------------------------------------------------------
+
+    @property
+    def baud(self) -> int:
+        return self._baud
+
+    @property
+    def serial(self) -> Any:
+        """The underlying pyserial object (for diagnostics)."""
+        return self._ser
+
+    def set_baud(self, baud: int) -> None:
+        """Drain what is being sent, then change the rate."""
+        check_baud_or_error(baud)
+        with self._lock:
+            self._io("drain", self._ser.flush)
+            self._io("set baud", setattr, self._ser, "baudrate", baud)
+            self._baud = baud
+
+    def write(self, data: bytes | WireBytes) -> float:
+        """Send ``data``, wait until it has left; return the end time of its last stop bit.
+
+        The end time is the later of the clock after draining and the start plus the
+        frame's duration at this baud (a USB adapter's drain returns early).
+        """
+        wire = as_wire(data)
+        if not wire.data:
+            return self._clock.now()
+        with self._lock:
+            start = self._clock.now()
+            if not wire.bad_parity:
+                self._io("write", self._ser.write, wire.data)
+                self._io("drain", self._ser.flush)
+            elif hasattr(self._ser, "write_wire"):
+                self._io("write", self._ser.write_wire, wire)
+                self._io("drain", self._ser.flush)
+            else:
+                self._write_with_odd_parity(wire)
+            end = max(self._clock.now(), start + frame_time(len(wire.data), self._baud))
+            if self.echo:
+                self._drop_echo(wire, end)
+            return end
+
+    def _write_with_odd_parity(self, wire: WireBytes) -> None:
+        """Runs of characters alternate between even and (for bad ones) odd parity."""
+        run_start = 0
+        data = wire.data
+        while run_start < len(data):
+            bad = run_start in wire.bad_parity
+            run_end = run_start
+            while run_end < len(data) and (run_end in wire.bad_parity) == bad:
+                run_end += 1
+            if bad:
+                self._io("set odd parity", setattr, self._ser, "parity", serial.PARITY_ODD)
+            try:
+                self._io("write", self._ser.write, data[run_start:run_end])
+                self._io("drain", self._ser.flush)
+            finally:
+                if bad:
+                    self._io("set even parity", setattr, self._ser, "parity", serial.PARITY_EVEN)
+            run_start = run_end
+
+    def _drop_echo(self, wire: WireBytes, end: float) -> None:
+        deadline = end + max(self.echo_margin, 4 * char_time(self._baud))
+        echoed: list[RxChar] = []
+        while len(echoed) < len(wire.data):
+            ch = self.read_char(deadline)
+            if ch is None:
+                break
+            echoed.append(ch)
+        if not echoed:
+            raise HardwareError(
+                f"serial port {self.path}: no echo of the {len(wire.data)} byte(s) sent "
+                "(the level converter does not echo: set echo = false)")
+        for index, ch in enumerate(echoed):
+            # A character sent with odd parity may come back flagged or not (the receiver
+            # checked it with whatever parity was set when it arrived): compare values only.
+            good = ch.value == wire.data[index] and (ch.ok or index in wire.bad_parity)
+            if not good:
+                break
+        else:
+            if len(echoed) == len(wire.data):
+                return
+        raise EchoMismatchError(
+            f"serial port {self.path}: echo differs from what was sent "
+            f"(sent {wire.data.hex(' ')}, echoed {_chars_hex(echoed)}): another sender "
+            "on the bus, or a broken level converter",
+            sent=wire.data, echoed=tuple(echoed), end=end)
+
+    def read_char(self, deadline: float) -> RxChar | None:
+        """The next received character, or None once the clock reaches ``deadline``."""
+        while not self._ready:
+            remaining = deadline - self._clock.now()
+            if remaining <= 0:
+                return None
+            raw = self._read_byte(remaining)
+            if not raw:
+                continue
+            now = self._clock.now()
+            if not self.parmrk:
+                self._ready.append(RxChar(raw[0], now))
+                continue
+            for value, flagged in self._decoder.feed(raw[0]):
+                self._ready.append(RxChar(value, now, parity_error=flagged))
+        return self._ready.pop(0)
+
+    def _read_byte(self, timeout: float) -> bytes:
+        if self._fd is not None:
+            # Our own select: setting pyserial's timeout would reconfigure the tty each time.
+            try:
+                ready, _, _ = select.select([self._fd], [], [], timeout)
+                return os.read(self._fd, 1) if ready else b""
+            except InterruptedError:
+                return b""
+            except BlockingIOError:
+                return b""
+            except OSError as exc:
+                raise _hardware_error(self.path, exc) from exc
+        self._io("set timeout", setattr, self._ser, "timeout", timeout)
+        return bytes(self._io("read", self._ser.read, 1))
+
+    def reset_input(self) -> None:
+        """Drop everything received and not read yet (a half-read mark too)."""
+        self._io("reset input", self._ser.reset_input_buffer)
+        self._ready.clear()
+        self._decoder.reset()
+
+    def close(self) -> None:
+        try:
+            self._ser.close()
+        except (serial.SerialException, OSError) as exc:
+            raise _hardware_error(self.path, exc) from exc
+
+    def __enter__(self) -> SerialBusPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _io(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            error = _hardware_error(self.path, exc)
+            raise HardwareError(f"{error} ({what})") from exc
+
+
+def check_baud_or_error(baud: int) -> int:
+    try:
+        return check_baud(baud)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _chars_hex(chars: list[RxChar]) -> str:
+    return " ".join(f"{ch.value:02x}" + ("!" if not ch.ok else "") for ch in chars) or "nothing"
