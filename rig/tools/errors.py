@@ -7,13 +7,9 @@ address, baud rate) and, for a bad frame, the bytes that came.
 
 from __future__ import annotations
 
-import errno
-
 from protocol.errors import (
     CollisionError,
-    ConfigError,
     FrameError,
-    HardwareError,
     LinkError,
     MBusRigError,
     NoAnswerError,
@@ -21,54 +17,7 @@ from protocol.errors import (
 )
 
 
-class PortOpenError(HardwareError):
-    """The port named by --device could not be opened."""
-
-
-_OPEN_HINTS: dict[int, str] = {
-    errno.ENOENT: "no such port",
-    errno.ENODEV: "no such port",
-    errno.ENXIO: "no such port",
-    errno.EACCES: "permission denied (add your user to the dialout group, or run as root)",
-    errno.EPERM: "permission denied (add your user to the dialout group, or run as root)",
-    errno.EBUSY: "port busy (another program has it open)",
-    errno.EAGAIN: "port busy (another program holds its lock)",
-    errno.ECONNREFUSED: "connection refused (is the gateway listening on that port?)",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ETIMEDOUT: "connection timed out",
-}
-
-
-def _errno_of(exc: BaseException) -> int | None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        number = getattr(current, "errno", None)
-        if isinstance(number, int):
-            return number
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def open_error(device: str, exc: BaseException) -> MBusRigError:
-    """An error opening ``device`` as one line: no such port, permission denied, port busy..."""
-    if isinstance(exc, ConfigError):
-        return exc
-    number = _errno_of(exc)
-    text = str(exc)
-    if number in _OPEN_HINTS:
-        reason = _OPEN_HINTS[number]
-    elif "lock" in text.lower() or "busy" in text.lower():
-        reason = "port busy (another program has it open)"
-    elif "no such file" in text.lower() or "could not open port" in text.lower() and number is None:
-        reason = "no such port"
-    else:
-        reason = text.splitlines()[0] if text else type(exc).__name__
-    return PortOpenError(f"cannot open {device}: {reason}")
-
-
-def hex_bytes(data: bytes) -> str:
+def hex_bytes(data: bytes | None) -> str:
     return data.hex(" ").upper() if data else "(none)"
 
 
@@ -116,3 +65,11 @@ def _raw_of(exc: BaseException) -> bytes | None:
             except (TypeError, ValueError):
                 return None
     return None
+
+
+class AddressInUseError(LinkError):
+    """set-address: something already answers at the new address."""
+
+
+class VerifyError(LinkError):
+    """A slave acknowledged a change (address, baud rate) but is not found where it should be."""

@@ -1,0 +1,44 @@
+"""``mbus-rig ping``: is a slave there? SND_NKE to a primary address, or a selection by
+secondary address; prints who answered and how fast."""
+
+from __future__ import annotations
+
+import argparse
+
+from rig.tools import options
+from rig.tools.bus import BusSession, open_bus, target_name
+from rig.tools.output import print_json, print_line
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "ping", help="send SND_NKE (or a secondary selection) and report the E5",
+        description="Ping one slave: SND_NKE to --address (254 pings every slave at once), "
+        "or select it by --secondary. Exit 0 when it acknowledged, 1 otherwise.")
+    options.add_target_options(parser)
+    options.add_json_option(parser)
+    options.add_bus_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_bus(args) as bus:
+        return ping(bus, args)
+
+
+def ping(bus: BusSession, args: argparse.Namespace) -> int:
+    target = target_name(args)
+    if args.secondary is not None:
+        exchange = bus.call(target, lambda m: m.select(bus.mask_of(str(args.secondary))))
+    else:
+        exchange = bus.call(target, lambda m: m.snd_nke(args.address))
+    delay_ms = bus.delay_ms(exchange)
+    attempts = getattr(exchange, "attempts", 1)
+    if args.json:
+        print_json({"device": bus.device, "baud": bus.baud, "target": target, "answer": "E5",
+                    "response_delay_ms": delay_ms, "attempts": attempts})
+    else:
+        delay = f" after {delay_ms:.1f} ms" if delay_ms is not None else ""
+        retry = f" (attempt {attempts})" if attempts and attempts > 1 else ""
+        print_line(f"{target}: E5{delay}{retry}")
+    return 0

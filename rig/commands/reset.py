@@ -1,0 +1,52 @@
+"""``mbus-rig reset``: application reset (SND_UD, CI 50, optional subcode byte; EN 13757-3),
+acknowledged with E5."""
+
+from __future__ import annotations
+
+import argparse
+
+from rig.tools import options
+from rig.tools.bus import BusSession, open_bus, target_name
+from rig.tools.output import print_json, print_line
+
+
+def _subcode(text: str) -> int:
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a hex byte (allowed: 00-FF)") from None
+    if not 0 <= value <= 0xFF:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a hex byte (allowed: 00-FF)")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "reset", help="application reset (SND_UD, CI 50)",
+        description="Send an application reset (CI 50) to --address or the slave selected by "
+        "--secondary, optionally with a subcode byte.")
+    options.add_target_options(parser)
+    parser.add_argument("--subcode", type=_subcode, default=None, metavar="HEX",
+                        help="subcode byte, hex 00-FF (default: none)")
+    options.add_json_option(parser)
+    options.add_bus_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_bus(args) as bus:
+        return reset(bus, args)
+
+
+def reset(bus: BusSession, args: argparse.Namespace) -> int:
+    target = target_name(args)
+    address = bus.resolve(args)
+    bus.call(target, lambda m: m.application_reset(address, args.subcode))
+    sub = "" if args.subcode is None else f" (subcode {args.subcode:02X})"
+    if args.json:
+        print_json({"device": bus.device, "baud": bus.baud, "target": target, "reset": True,
+                    "subcode": args.subcode})
+    else:
+        print_line(f"{target}: application reset{sub} acknowledged")
+    return 0

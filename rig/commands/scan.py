@@ -1,0 +1,185 @@
+"""``mbus-rig scan``: find the slaves on a bus.
+
+Primary scan (default): SND_NKE to every address of ``--range``; an E5 is confirmed with
+REQ_UD2, which names the slave. Two slaves at one address ack with E5s that can merge into
+one clean E5, but their RSP_UDs differ, so the confirmation shows a collision: it is reported
+as a collision, never as one device (libmbus's ``mbus-serial-scan`` reports one device).
+Waiting uses the standard's response window (330 bit times + 50 ms), not a fixed timeout.
+
+Secondary scan (``--secondary``): the link layer's SecondarySearch under ``--mask``: every
+slave is found, including those whose E5s merge cleanly, those that differ only in hex
+positions of manufacturer, version or medium, and collisions at the last position.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.errors import CollisionError, FrameError, LinkError, NoAnswerError
+from protocol.fields import PRIMARY_MAX
+from rig.tools import options
+from rig.tools.bus import BusSession, identity_of_secondary, identity_row, open_bus
+from rig.tools.output import hex_bytes, note, print_json, print_table, progress
+
+
+def _address_range(text: str) -> range:
+    allowed = f"A or A-B with 0 <= A <= B <= {PRIMARY_MAX}"
+    parts = text.split("-")
+    try:
+        low, high = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (-1, -1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range (allowed: {allowed})") from None
+    if not 0 <= low <= high <= PRIMARY_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range (allowed: {allowed})")
+    return range(low, high + 1)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "scan", help="find slaves by primary address, or by secondary address (--secondary)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--secondary", action="store_true",
+                        help="search by secondary address instead of primary address")
+    parser.add_argument("-m", "--mask", type=options.mask, default="F" * 16, metavar="MASK",
+                        help=f"--secondary only: search under this mask ({options.MASK_HELP}; "
+                        "default: all F)")
+    parser.add_argument("--range", type=_address_range, default=range(0, PRIMARY_MAX + 1),
+                        metavar="A-B", help=f"primary scan only: addresses to try (default: 0-{PRIMARY_MAX})")
+    options.add_json_option(parser)
+    options.add_bus_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.secondary and args.range != range(0, PRIMARY_MAX + 1):
+        raise_usage("--range applies to the primary scan only")
+    if not args.secondary and args.mask != "F" * 16:
+        raise_usage("--mask applies to the secondary scan (--secondary) only")
+    with open_bus(args) as bus:
+        return scan_secondary(bus, args) if args.secondary else scan_primary(bus, args)
+
+
+def raise_usage(message: str) -> None:
+    from protocol.errors import ConfigError
+
+    raise ConfigError(message)
+
+
+# --- primary ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PrimaryFinding:
+    address: int
+    status: str  # "ok", "collision", "no RSP_UD", "bad answer"
+    slave: dict[str, Any] | None = None
+    detail: str = ""
+    response_delay_ms: float | None = None
+
+
+@dataclass
+class PrimaryScan:
+    findings: list[PrimaryFinding] = field(default_factory=list)
+    bus_time_s: float = 0.0
+    requests: int = 0
+
+
+def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
+    """SND_NKE, then REQ_UD2 to confirm: None when nothing answered at ``address``."""
+    try:
+        ack = bus.master.snd_nke(address)
+    except NoAnswerError:
+        return None
+    except CollisionError as exc:
+        return PrimaryFinding(address, "collision", detail=f"garbled E5: {_bytes_of(exc)}")
+    except (FrameError, LinkError) as exc:
+        return PrimaryFinding(address, "bad answer", detail=str(exc))
+    delay = bus.delay_ms(ack)
+    try:
+        reply = bus.master.req_ud2(address)
+    except CollisionError as exc:
+        return PrimaryFinding(address, "collision", response_delay_ms=delay,
+                              detail=f"E5, then several RSP_UDs at once: {_bytes_of(exc)}")
+    except NoAnswerError:
+        return PrimaryFinding(address, "no RSP_UD", response_delay_ms=delay,
+                              detail="acknowledges SND_NKE, does not answer REQ_UD2")
+    except (FrameError, LinkError) as exc:
+        return PrimaryFinding(address, "bad answer", response_delay_ms=delay, detail=str(exc))
+    return PrimaryFinding(address, "ok", slave=identity_row(reply), response_delay_ms=delay)
+
+
+def _bytes_of(exc: BaseException) -> str:
+    from rig.tools.errors import _raw_of
+
+    raw = _raw_of(exc)
+    return hex_bytes(raw) if raw else str(exc)
+
+
+def run_primary_scan(bus: BusSession, addresses: range) -> PrimaryScan:
+    result = PrimaryScan()
+    start = bus.clock.now()
+    with progress(f"primary scan at {bus.baud} baud", len(addresses)) as tick:
+        for address in addresses:
+            finding = probe_primary(bus, address)
+            if finding is not None:
+                result.findings.append(finding)
+            tick(description=f"address {address}: {len(result.findings)} found")
+    result.bus_time_s = bus.clock.now() - start
+    return result
+
+
+def scan_primary(bus: BusSession, args: argparse.Namespace) -> int:
+    scan = run_primary_scan(bus, args.range)
+    if args.json:
+        print_json({
+            "device": bus.device, "baud": bus.baud, "scan": "primary",
+            "addresses": [args.range.start, args.range.stop - 1],
+            "found": [_finding_json(f) for f in scan.findings],
+            "bus_time_s": round(scan.bus_time_s, 6),
+        })
+        return 0
+    if not scan.findings:
+        note(f"no slave answered at addresses {args.range.start}-{args.range.stop - 1} "
+             f"({bus.baud} baud, {bus.retries} retries)")
+        return 0
+    rows = []
+    for f in scan.findings:
+        s = f.slave or {}
+        rows.append((f.address, f.status, s.get("secondary", ""), s.get("manufacturer", ""),
+                     s.get("version", ""), s.get("medium", ""),
+                     "" if f.response_delay_ms is None else f"{f.response_delay_ms:.1f}", f.detail))
+    print_table(("address", "status", "secondary", "manufacturer", "version", "medium",
+                 "delay ms", "detail"), rows,
+                title=f"primary scan, {bus.device}, {bus.baud} baud: {len(scan.findings)} found")
+    return 0
+
+
+def _finding_json(f: PrimaryFinding) -> dict[str, Any]:
+    return {"address": f.address, "status": f.status, "slave": f.slave,
+            "response_delay_ms": None if f.response_delay_ms is None else round(f.response_delay_ms, 3),
+            "detail": f.detail or None}
+
+
+# --- secondary -------------------------------------------------------------------------------
+
+
+def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
+    start = bus.clock.now()
+    result = bus.search_secondary(args.mask)
+    bus_time = bus.clock.now() - start
+    found = [identity_of_secondary(s) for s in result.found]
+    if args.json:
+        print_json({"device": bus.device, "baud": bus.baud, "scan": "secondary", "mask": args.mask,
+                    "found": found, "probes": result.probes, "bus_time_s": round(bus_time, 6)})
+        return 0
+    if not found:
+        note(f"no slave matched {args.mask} ({bus.baud} baud, {result.probes} probes)")
+        return 0
+    print_table(("secondary", "id", "manufacturer", "version", "medium"),
+                [(f["secondary"], f["id"], f["manufacturer"], f["version"], f["medium"])
+                 for f in found],
+                title=f"secondary scan, {bus.device}, {bus.baud} baud, mask {args.mask}: "
+                f"{len(found)} found, {result.probes} probes")
+    return 0

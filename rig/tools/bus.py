@@ -1,0 +1,265 @@
+"""Opening the bus named by ``--device``, and what every master tool does with it.
+
+``--device`` forms:
+
+- a serial device: ``/dev/ttyUSB0``, ``/dev/ttyAMA0``;
+- any pyserial URL: ``socket://HOST:PORT`` (a TCP M-Bus gateway or ``mbus-rig virtual-meter``),
+  ``rfc2217://HOST:PORT``, ``loop://``;
+- the simulated bus, in-process on virtual time: ``sim`` (one emulated meter at address 1),
+  ``sim:N`` (N meters at addresses 1..N, 1 <= N <= 250). The meters use the built-in heat
+  meter profile, or ``--profile FILE``; their identification numbers are drawn from
+  ``--seed`` (same seed, same bus). The meters run at ``--baud``.
+
+A :class:`BusSession` holds the master instrument, the clock and the trace; ``call`` runs a
+master request and turns a failure into one line naming the target and the baud rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hardware.clock import Clock, WallClock
+from protocol.errors import ConfigError, FrameError, LinkError
+from protocol.fields import ADDRESS_SELECTED, PRIMARY_MAX
+from protocol.identity import SecondaryAddress, manufacturer_letters, medium_name
+
+from .errors import link_error
+
+if TYPE_CHECKING:
+    from protocol.meter import MeterProfile
+
+T = TypeVar("T")
+
+SIM_PREFIX = "sim"
+MAX_SIM_METERS = PRIMARY_MAX
+FIRST_SIM_ID = 10_000_000
+"""Simulated meters get random 8-digit identification numbers from here up."""
+
+
+def parse_sim_device(device: str) -> int | None:
+    """Number of meters for ``sim`` / ``sim:N``; None for any other device."""
+    if device != SIM_PREFIX and not device.startswith(SIM_PREFIX + ":"):
+        return None
+    count_text = device[len(SIM_PREFIX) + 1:] if device != SIM_PREFIX else "1"
+    allowed = f"sim or sim:N with 1 <= N <= {MAX_SIM_METERS}"
+    try:
+        count = int(count_text)
+    except ValueError:
+        raise ConfigError(f"--device {device!r}: {count_text!r} is not a number (allowed: {allowed})") from None
+    if not 1 <= count <= MAX_SIM_METERS:
+        raise ConfigError(f"--device {device!r}: {count} meters (allowed: {allowed})")
+    return count
+
+
+def sim_population(count: int, *, seed: int, baud: int,
+                   profile: MeterProfile | None = None) -> list[MeterProfile]:
+    """``count`` meter profiles at addresses 1..count with distinct random IDs (seeded)."""
+    from protocol.meter import heat_meter_profile
+
+    base = profile if profile is not None else heat_meter_profile()
+    rng = random.Random(seed)
+    ids = rng.sample(range(FIRST_SIM_ID, 100_000_000), count)
+    bauds = tuple(sorted(set(base.bauds) | {baud}))
+    return [dataclasses.replace(base, id=ids[i], address=i + 1, baud=baud, bauds=bauds,
+                                name=f"meter{i + 1}")
+            for i in range(count)]
+
+
+class BusSession:
+    """The master instrument on an open bus, plus what the tools need around it."""
+
+    def __init__(self, *, device: str, master: Any, clock: Clock, port: Any, trace: Any,
+                 retries: int, closers: Sequence[Callable[[], None]] = (),
+                 sim: Any = None, meters: Sequence[Any] = ()) -> None:
+        self.device = device
+        self.master = master
+        self.clock = clock
+        self.port = port
+        self.trace = trace
+        self.retries = retries
+        self.sim = sim
+        self.meters = list(meters)
+        self._closers = list(closers)
+
+    @property
+    def baud(self) -> int:
+        return int(self.port.baud)
+
+    def set_baud(self, baud: int) -> None:
+        self.master.set_baud(baud)
+
+    def call(self, target: str, request: Callable[[Any], T]) -> T:
+        """Run ``request(master)``; a failure becomes one line naming ``target`` and the baud."""
+        try:
+            return request(self.master)
+        except (LinkError, FrameError) as exc:
+            raise link_error(exc, target=target, baud=self.baud,
+                             attempts=self.retries + 1) from exc
+
+    def answers(self, address: int) -> bool:
+        """Does anything answer SND_NKE at ``address`` (an E5, or a garbled reply)?"""
+        from protocol.errors import NoAnswerError
+
+        try:
+            self.master.snd_nke(address)
+        except NoAnswerError:
+            return False
+        except (LinkError, FrameError):
+            return True
+        return True
+
+    def mask_of(self, text: str) -> Any:
+        """The link layer's SelectionMask for a 16-digit mask or secondary address."""
+        import protocol.link as link
+
+        selection_mask: Any = link.SelectionMask
+        parse = getattr(selection_mask, "parse", None)
+        return parse(text) if parse is not None else selection_mask(text)
+
+    def resolve(self, args: argparse.Namespace) -> int:
+        """The address to talk to: ``--address``, or 253 after selecting ``--secondary``."""
+        if getattr(args, "secondary", None) is None:
+            return int(args.address)
+        text = str(args.secondary)
+        self.call(f"secondary {text}", lambda m: m.select(self.mask_of(text)))
+        return ADDRESS_SELECTED
+
+    def search_secondary(self, mask: str) -> Any:
+        return self.call(f"mask {mask}", lambda m: m.search_secondary(self.mask_of(mask)))
+
+    @staticmethod
+    def delay_ms(exchange: Any) -> float | None:
+        """Response delay of an exchange (end of request to first answer char), in ms."""
+        inner = getattr(exchange, "exchange", exchange)
+        delay = getattr(inner, "response_delay", None)
+        return None if delay is None else float(delay) * 1000.0
+
+    def print_trace(self, stream: Any = None) -> None:
+        if self.trace is None:
+            return
+        out = stream if stream is not None else sys.stderr
+        out.write(self.trace.to_table() + "\n")
+
+    def close(self) -> None:
+        while self._closers:
+            closer = self._closers.pop()
+            closer()
+
+
+def target_name(args: argparse.Namespace) -> str:
+    secondary = getattr(args, "secondary", None)
+    if secondary is not None and not isinstance(secondary, bool):
+        return f"secondary {secondary}"
+    return f"address {args.address}"
+
+
+def identity_of_secondary(secondary: SecondaryAddress) -> dict[str, Any]:
+    return {"secondary": str(secondary), "id": f"{secondary.id:08d}",
+            "manufacturer": manufacturer_letters(secondary.manufacturer),
+            "version": secondary.version, "medium": medium_name(secondary.medium)}
+
+
+def identity_row(reply: Any) -> dict[str, Any]:
+    """Who answered a REQ_UD2: secondary address, names, and the A field of the answer."""
+    telegram = getattr(reply, "telegram", None)
+    header = getattr(telegram, "header", None)
+    frame = getattr(reply, "frame", None) or getattr(getattr(reply, "exchange", None), "frame", None)
+    row: dict[str, Any] = {"address": getattr(frame, "a", None)}
+    if header is not None and hasattr(header, "manufacturer"):
+        secondary = SecondaryAddress(header.id, header.manufacturer, header.version, header.medium)
+        row.update(identity_of_secondary(secondary))
+        row["access_number"] = getattr(header, "access_number", None)
+        row["status"] = getattr(header, "status", None)
+    else:
+        row.update({"secondary": "", "id": "", "manufacturer": "", "version": "", "medium": ""})
+    return row
+
+
+# --- opening -------------------------------------------------------------------------------
+
+
+def _trace_class() -> Any:
+    from hardware.trace import Trace
+
+    return Trace
+
+
+def open_serial(device: str, *, baud: int, retries: int, timeout: float | None, echo: bool,
+                verbose: bool) -> BusSession:
+    from hardware.serial_port import SerialBusPort
+
+    clock = WallClock()
+    port = SerialBusPort(device, clock, baud=baud, echo=echo)
+    trace = _trace_class()() if verbose else None
+    master = _master(port, clock, retries=retries, echo=echo, trace=trace, timeout=timeout)
+    return BusSession(device=device, master=master, clock=clock, port=port, trace=trace,
+                      retries=retries, closers=[port.close])
+
+
+def _master(port: Any, clock: Clock, *, retries: int, echo: bool, trace: Any,
+            timeout: float | None) -> Any:
+    from rig.master import Master
+
+    kwargs: dict[str, Any] = {"retries": retries, "echo": echo, "trace": trace}
+    master = Master(port, clock, **kwargs)
+    if timeout is not None:
+        _set_timeout(master, timeout)
+    return master
+
+
+def _set_timeout(master: Any, timeout: float) -> None:
+    for name in ("set_timeout", "set_response_timeout"):
+        setter = getattr(master, name, None)
+        if setter is not None:
+            setter(timeout)
+            return
+    if hasattr(master, "timeout"):
+        master.timeout = timeout
+        return
+    raise ConfigError("--timeout: this master cannot change its response window")
+
+
+def open_sim(profiles: Sequence[MeterProfile], *, device: str = "sim", baud: int, seed: int,
+             retries: int, timeout: float | None = None, echo: bool = False,
+             verbose: bool = False) -> BusSession:
+    """An in-process simulated bus with one emulated meter per profile."""
+    raise ConfigError("the simulated bus is not wired into the tools yet")
+
+
+def load_profile_arg(path: str | None) -> MeterProfile | None:
+    if path is None:
+        return None
+    from hardware.profile import load_profile
+
+    return load_profile(path)
+
+
+@contextmanager
+def open_bus(args: argparse.Namespace) -> Iterator[BusSession]:
+    """Open ``args.device`` with the common bus options; print the trace on --verbose."""
+    count = parse_sim_device(args.device)
+    if count is None:
+        if args.profile is not None:
+            raise ConfigError("--profile applies to the simulated bus (--device sim or sim:N) only")
+        session = open_serial(args.device, baud=args.baud, retries=args.retries,
+                              timeout=args.timeout, echo=args.echo, verbose=args.verbose)
+    else:
+        profiles = sim_population(count, seed=args.seed, baud=args.baud,
+                                  profile=load_profile_arg(args.profile))
+        session = open_sim(profiles, device=args.device, baud=args.baud, seed=args.seed,
+                           retries=args.retries, timeout=args.timeout, echo=args.echo,
+                           verbose=args.verbose)
+    try:
+        yield session
+    finally:
+        try:
+            if args.verbose:
+                session.print_trace()
+        finally:
+            session.close()
