@@ -87,6 +87,36 @@ class ApplicationError(ProtocolError):
         return f"{self.check}: {super().__str__()} (at byte {self.offset})"
 
 
+class TruncatedDataError(ApplicationError):
+    """The application data ended inside a header or record (EN 13757-3, error 4)."""
+
+    check = "premature end"
+
+
+class TooManyDifesError(ApplicationError):
+    """More than 10 DIFEs in one record (EN 13757-3 6.3.3, error 5)."""
+
+    check = "too many DIFEs"
+
+
+class TooManyVifesError(ApplicationError):
+    """More than 10 VIFEs in one record (EN 13757-3 6.3.3, error 6)."""
+
+    check = "too many VIFEs"
+
+
+class RecordError(ApplicationError):
+    """A record uses a reserved or invalid code (DIF, VIF, LVAR, date)."""
+
+    check = "record"
+
+
+class UnsupportedCIError(ApplicationError):
+    """The CI field names no application payload this project decodes."""
+
+    check = "unsupported CI"
+
+
 # --- link level --------------------------------------------------------------------------
 
 
@@ -119,6 +149,12 @@ class HardwareError(MBusRigError):
 
 class RigTimeoutError(MBusRigError):
     """Something the rig waited for did not happen in time."""
+
+
+class EncodeError(ApplicationError, ValueError):
+    """Values that cannot be put into a header or record (a builder's argument is wrong)."""
+
+    check = "encode"
 
 
 class EchoMismatchError(CollisionError):

@@ -1,0 +1,113 @@
+"""The JSON shape of ``mbus-rig decode`` (docs/readme/decode.md documents every field).
+
+{"frame": {"type", "c", "a", "ci"},
+ "header": {"id", "manufacturer", "version", "medium", "medium_name", "access_number",
+            "status", "signature"} or null,
+ "records": [{"function", "storage", "tariff", "subunit", "quantity", "unit", "value",
+              "raw"}, ...],
+ "more_records_follow": bool}
+
+Manufacturer data after DIF 0F/1F is one last record (function "manufacturer specific" or
+"more records follow", value and raw its bytes as hex). The fixed data structure (CI 73/77)
+gives its two counters as records; CI 70/71 give one record, "Application error" / "Alarm".
+Non-finite floats (real32 NaN, inf) have value null and raw "nan", "inf" or "-inf".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar
+from ..identity import manufacturer_letters, medium_name
+from .header import FixedData, Header, ShortHeader, fixed_unit, id_text
+from .records import Record
+from .telegram import Telegram, application_error_name
+
+FRAME_TYPES = {SingleChar: "ack", ShortFrame: "short", ControlFrame: "control",
+               LongFrame: "long"}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _record(function: str, quantity: str, unit: str, value: Any, raw: Any, storage: int = 0,
+            tariff: int = 0, subunit: int = 0) -> dict[str, Any]:
+    return {"function": function, "storage": storage, "tariff": tariff, "subunit": subunit,
+            "quantity": quantity, "unit": unit, "value": value, "raw": _number(raw)}
+
+
+def record_json(record: Record) -> dict[str, Any]:
+    value = record.value if not (isinstance(record.value, float)
+                                 and not math.isfinite(record.value)) else None
+    return _record(record.function, record.quantity, record.unit, value, record.raw,
+                   record.storage, record.tariff, record.subunit)
+
+
+def _header_json(header: Header | ShortHeader | FixedData | None) -> dict[str, Any] | None:
+    if header is None:
+        return None
+    out: dict[str, Any] = {"id": None, "manufacturer": None, "version": None, "medium": None,
+                           "medium_name": None, "access_number": header.access_number,
+                           "status": header.status, "signature": None}
+    if isinstance(header, Header):
+        out.update(id=id_text(header.id), manufacturer=manufacturer_letters(header.manufacturer),
+                   version=header.version, medium=header.medium,
+                   medium_name=medium_name(header.medium), signature=header.signature)
+    elif isinstance(header, ShortHeader):
+        out["signature"] = header.signature
+    else:
+        out.update(id=id_text(header.id), medium=header.medium,
+                   medium_name=medium_name(header.medium))
+    return out
+
+
+def _fixed_records(fixed: FixedData) -> list[dict[str, Any]]:
+    function = "instantaneous"
+    out = []
+    for n, (code, counter) in enumerate(((fixed.unit1, fixed.counter1),
+                                         (fixed.unit2, fixed.counter2))):
+        unit = fixed_unit(code)
+        if code == 0x3E and n == 1:  # counter 2 in counter 1's unit, stored value
+            unit = fixed_unit(fixed.unit1)
+        exponent = unit.exponent
+        value = counter * 10**exponent if exponent >= 0 else counter / 10**-exponent
+        storage = 1 if (fixed.status & 0x40 or (n == 1 and code == 0x3E)) else 0
+        out.append(_record(function, unit.quantity, unit.unit, value, counter, storage))
+    return out
+
+
+def telegram_json(frame: Frame, telegram: Telegram | None) -> dict[str, Any]:
+    """A JSON-ready dict of one decoded frame and its telegram (None for E5 / short frames)."""
+    ci = frame.ci if isinstance(frame, ControlFrame | LongFrame) else None
+    c = None if isinstance(frame, SingleChar) else frame.c
+    a = None if isinstance(frame, SingleChar) else frame.a
+    out: dict[str, Any] = {
+        "frame": {"type": FRAME_TYPES[type(frame)], "c": c, "a": a, "ci": ci},
+        "header": None, "records": [], "more_records_follow": False,
+    }
+    if telegram is None:
+        return out
+    records = [record_json(r) for r in telegram.records]
+    if telegram.fixed is not None:
+        out["header"] = _header_json(telegram.fixed)
+        records = _fixed_records(telegram.fixed)
+    else:
+        out["header"] = _header_json(telegram.header)
+    if telegram.manufacturer_data or telegram.more_records_follow:
+        function = ("more records follow" if telegram.more_records_follow
+                    else "manufacturer specific")
+        hexdata = telegram.manufacturer_data.hex()
+        records.append(_record(function, "Manufacturer specific", "", hexdata, hexdata))
+    if telegram.application_error is not None:
+        code = telegram.application_error
+        records.append(_record("instantaneous", "Application error", "",
+                               application_error_name(code), code))
+    if telegram.alarm is not None:
+        records.append(_record("instantaneous", "Alarm", "", telegram.alarm, telegram.alarm))
+    out["records"] = records
+    out["more_records_follow"] = telegram.more_records_follow
+    return out
