@@ -167,6 +167,17 @@ class RigConfig:
         caps = {LINE_ROLES[line.role] for line in self.gpio.lines}
         return frozenset(c for c in caps if c is not None)
 
+    def capabilities(self, dut: DutConfig) -> frozenset[str]:
+        """What a scenario can rely on with ``dut``: its claimed features, the fault lines,
+        DUT control (emulated and agent DUTs), and more slaves (the simulated bus can add
+        them; on a real bus only when the rig file lists several DUTs)."""
+        caps = set(dut.features) | self.line_capabilities
+        if dut.kind in ("emulated", "agent"):
+            caps.add("control")
+        if self.bus.simulated or len(self.duts) > 1:
+            caps.add("multi_slave")
+        return frozenset(caps)
+
     def with_overrides(self, *, seed: int | None = None, baud: int | None = None,
                        defects: frozenset[str] | None = None) -> RigConfig:
         """A copy with the command-line overrides (--seed, --baud, --defect) applied."""

@@ -1,0 +1,188 @@
+"""Report plumbing: allure ``environment.properties`` and ``categories.json``, rig
+properties for JUnit, and the single-file HTML report built with Allure 3.
+
+The pytest plugin (fixtures/plugin.py) writes the allure results; ``mbus-rig run`` turns them
+into ``report.html`` with the pinned Allure 3 CLI (npm ``allure``; scripts/setup.sh installs it
+into ``.tools/node_modules/.bin/allure``), using the Awesome plugin's ``singleFile`` option.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from protocol.errors import HardwareError
+
+from .config import DutConfig, RigConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALLURE_VERSION = "3.18.0"
+ALLURE_ENV = "MBUS_RIG_ALLURE"
+ALLURE_HINT = (f"install Node.js and run scripts/setup.sh (it installs allure@{ALLURE_VERSION} "
+               f"into .tools/), or `npm install --prefix .tools allure@{ALLURE_VERSION}`, or set "
+               f"{ALLURE_ENV} to an Allure 3 executable")
+ALLURE_TIMEOUT_S = 300.0
+
+#: allure categories (first match wins): the rig's own faults, timing, protocol violations.
+CATEGORIES: list[dict[str, object]] = [
+    {
+        "name": "Rig fault",
+        "description": "The rig, not the DUT: hardware, configuration, time-outs of the rig itself",
+        "matchedStatuses": ["broken", "failed"],
+        "traceRegex": r"(?s).*(HardwareError|RigTimeoutError|ConfigError|RigBusyError|"
+                      r"AgentError|OSError|SerialException).*",
+    },
+    {
+        "name": "Timing",
+        "description": "Response delay, response window, inter-frame idle or other timing limits",
+        "matchedStatuses": ["failed", "broken"],
+        "messageRegex": r"(?is).*(timing|response.delay|response.window|too (early|late)|"
+                        r"idle|measurement.*\[.*s\]).*",
+    },
+    {
+        "name": "Protocol violation",
+        "description": "The DUT broke EN 13757-2/-3: wrong, missing or malformed answers",
+        "matchedStatuses": ["failed", "broken"],
+        "messageRegex": r"(?s).*",
+    },
+]
+
+
+def git_revision(root: Path = PROJECT_ROOT) -> str:
+    """The checked-out commit (short hash, ``+dirty`` with local changes), or "unknown"."""
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{rev}+dirty" if dirty else rev
+
+
+def dut_identity(dut: DutConfig) -> str:
+    """The DUT as the rig file describes it: name, kind, address, secondary address."""
+    parts = [f"{dut.name} ({dut.kind})", f"primary {dut.address}"]
+    if dut.secondary is not None:
+        parts.append(f"secondary {dut.secondary} ({dut.secondary.manufacturer_letters})")
+    return ", ".join(parts)
+
+
+def rig_properties(cfg: RigConfig, dut: DutConfig, *, bauds: list[int],
+                   identity: str | None = None) -> dict[str, str]:
+    """What a report says about the rig: rig, file, mode, DUT identity, git revision, seed."""
+    props = {
+        "rig": cfg.name,
+        "rig.file": cfg.source,
+        "mode": cfg.mode,
+        "master.port": cfg.master.port,
+        "dut": dut_identity(dut),
+        "dut.capabilities": " ".join(sorted(cfg.capabilities(dut))),
+        "baud": ",".join(str(b) for b in bauds),
+        "seed": str(cfg.bus.seed),
+        "git.revision": git_revision(),
+    }
+    if identity:
+        props["dut.identity"] = identity
+    if dut.defects:
+        props["dut.defects"] = " ".join(sorted(dut.defects))
+    return props
+
+
+def _escape(text: str) -> str:
+    """Java properties escaping for a key or value (allure reads environment.properties so)."""
+    out = text.replace("\\", "\\\\").replace("\n", "\\n")
+    for ch in "=:#!":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` in one rename, so parallel xdist workers never leave half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_environment(results_dir: str | Path, props: Mapping[str, str]) -> Path:
+    path = Path(results_dir) / "environment.properties"
+    _write_atomic(path, "".join(f"{_escape(k).replace(' ', '_')}={_escape(v)}\n"
+                                for k, v in props.items()))
+    return path
+
+
+def write_categories(results_dir: str | Path) -> Path:
+    path = Path(results_dir) / "categories.json"
+    _write_atomic(path, json.dumps(CATEGORIES, indent=2) + "\n")
+    return path
+
+
+# --- HTML report (Allure 3) -----------------------------------------------------------------
+
+
+def find_allure() -> str | None:
+    """The Allure 3 CLI: $MBUS_RIG_ALLURE, the project's .tools/ copy, or ``allure`` on PATH
+    when it is version 3 (Allure 2 has no single-file Awesome report)."""
+    explicit = os.environ.get(ALLURE_ENV)
+    if explicit:
+        return explicit if Path(explicit).exists() or shutil.which(explicit) else None
+    local = PROJECT_ROOT / ".tools" / "node_modules" / ".bin" / "allure"
+    if local.exists():
+        return str(local)
+    on_path = shutil.which("allure")
+    if on_path and _allure_major(on_path) == 3:
+        return on_path
+    return None
+
+
+def _allure_major(exe: str) -> int | None:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = out.stdout.strip()
+    return int(text.split(".")[0]) if text[:1].isdigit() else None
+
+
+def generate_html(results_dir: Path, out_html: Path, *, allure: str,
+                  name: str = "M-Bus conformance", timeout: float = ALLURE_TIMEOUT_S) -> Path:
+    """Build the single-file HTML report ``out_html`` from ``results_dir``.
+
+    Allure 3's Awesome plugin with ``singleFile: true`` writes one self-contained
+    ``index.html``; it is generated in a scratch folder and moved to ``out_html``.
+    Raises HardwareError (naming the cause) when allure fails.
+    """
+    results_dir, out_html = Path(results_dir).resolve(), Path(out_html).resolve()
+    with tempfile.TemporaryDirectory(prefix="mbus-rig-allure-") as scratch:
+        work = Path(scratch)
+        config = {
+            "name": name,
+            "output": str(work / "out"),
+            "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name,
+                                                "groupBy": ["epic", "feature", "story"]}}},
+        }
+        (work / "allurerc.json").write_text(json.dumps(config), encoding="utf-8")
+        cmd = [allure, "generate", "--config", str(work / "allurerc.json"), str(results_dir)]
+        try:
+            done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "NO_COLOR": "1", "CI": "1"})
+        except subprocess.TimeoutExpired:
+            raise HardwareError(f"allure generate: no result after {timeout:g} s") from None
+        except OSError as exc:
+            raise HardwareError(f"allure generate: cannot run {allure} ({exc.strerror})") from None
+        index = work / "out" / "index.html"
+        if done.returncode != 0 or not index.exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise HardwareError(f"allure generate failed (exit {done.returncode}): "
+                                + " | ".join(tail))
+        out_html.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(index), out_html)
+    return out_html
