@@ -188,8 +188,12 @@ def _parse(buff: bytes) -> int:
 
 
 def mask_bytes(mask: str) -> bytes:
-    """The 8 selection bytes of a 16-digit mask string (ID and manufacturer LSB first)."""
-    return bytes.fromhex(mask[0:8])[::-1] + bytes.fromhex(mask[8:12])[::-1] + bytes.fromhex(mask[12:16])
+    """The 8 selection bytes of libmbus's 16-digit mask string.
+
+    libmbus writes the ID most significant digit first (the BCD bytes reversed) and the
+    manufacturer, version and medium bytes in wire order (KAM is ``2D2C``).
+    """
+    return bytes.fromhex(mask[0:8])[::-1] + bytes.fromhex(mask[8:16])
 
 
 def scan_primary(port: BusPort, clock: Clock, *, retries: int = 0,
