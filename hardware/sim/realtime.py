@@ -1,0 +1,131 @@
+"""Running a simulation along the wall clock, for endpoints that outside programs join
+(pseudo-terminals, TCP): DESIGN.md "Pseudo-terminal endpoints run the bus in real time".
+
+The runner thread advances the simulation to the wall-clock time and sleeps until the next
+event (or ``max_step``). Other threads touch the simulation only through :meth:`call`, which
+holds the simulation's lock, first catches the simulation up to the wall clock (so what it
+sends starts "now"), and wakes the runner afterwards. Callbacks from the bus (received
+characters, power changes) run in the runner thread with the lock held: hand data to other
+threads through a queue, never block there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from hardware.clock import Clock, WallClock
+from protocol.errors import HardwareError
+
+from .engine import Simulation
+
+T = TypeVar("T")
+
+
+class RealTimeRunner:
+    """A thread that keeps ``sim`` in step with ``clock`` (the wall clock by default)."""
+
+    def __init__(self, sim: Simulation, *, clock: Clock | None = None, max_step: float = 0.05) -> None:
+        self.sim = sim
+        self.clock: Clock = clock if clock is not None else WallClock()
+        self.max_step = max_step
+        self._wall0 = 0.0
+        self._sim0 = 0.0
+        self._wake = threading.Event()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        """An exception raised by a simulation callback; it stops the runner."""
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> RealTimeRunner:
+        if self._thread is not None:
+            raise HardwareError("the real-time runner is already running")
+        if self.sim.runner is not None:
+            raise HardwareError("another real-time runner drives this simulation")
+        with self.sim.lock:
+            self._wall0 = self.clock.now()
+            self._sim0 = self.sim.now()
+            self.sim.runner = self
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="mbussim-realtime", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread (waits at most ``timeout`` seconds for it)."""
+        self._stop = True
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self.sim.lock:
+            if self.sim.runner is self:
+                self.sim.runner = None
+        with self._cond:
+            self._cond.notify_all()
+
+    def __enter__(self) -> RealTimeRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop
+
+    # --- for other threads ----------------------------------------------------------------
+
+    def now(self) -> float:
+        """The simulation time that corresponds to the clock now."""
+        return self._sim0 + (self.clock.now() - self._wall0)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` in the simulation at the current wall time (thread-safe)."""
+        with self.sim.lock:
+            self.sim.run_until(max(self.now(), self.sim.now()))
+            result = fn()
+        self._wake.set()
+        return result
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait (wall time, at most ``timeout``; None = until stopped) for ``predicate()``,
+        checked with the simulation lock held after every step of the runner."""
+        deadline = None if timeout is None else self.clock.now() + timeout
+        with self._cond:
+            while True:
+                with self.sim.lock:
+                    if predicate():
+                        return True
+                if not self.running:
+                    return False
+                left = None if deadline is None else deadline - self.clock.now()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(self.max_step if left is None else min(left, self.max_step))
+
+    # --- the thread -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        sim = self.sim
+        while not self._stop:
+            try:
+                with sim.lock:
+                    sim.run_until(max(self.now(), sim.now()))
+                    nxt = sim.next_time()
+            except BaseException as exc:  # a device callback failed: stop, keep the cause
+                self.error = exc
+                self._stop = True
+                break
+            with self._cond:
+                self._cond.notify_all()
+            delay = self.max_step if nxt is None else min(self.max_step, max(0.0, nxt - self.now()))
+            if delay > 0:
+                self._wake.wait(delay)
+            self._wake.clear()
+        with self._cond:
+            self._cond.notify_all()
