@@ -97,7 +97,7 @@ def telegram_json(frame: Frame, telegram: Telegram | None) -> dict[str, Any]:
         records = _fixed_records(telegram.fixed)
     else:
         out["header"] = _header_json(telegram.header)
-    if telegram.manufacturer_data or telegram.more_records_follow:
+    if telegram.manufacturer_dif or telegram.manufacturer_data or telegram.more_records_follow:
         function = ("more records follow" if telegram.more_records_follow
                     else "manufacturer specific")
         hexdata = telegram.manufacturer_data.hex()

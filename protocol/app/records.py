@@ -114,8 +114,8 @@ class Record:
         """Build a record from M-Bus terms; extension bits are set here.
 
         ``vif`` is the VIF code (FD/FB for the extension tables, whose code is then the first
-        of ``vifes``); ``raw`` is the value as sent (int, float, text, hex text for manufacturer
-        or ``binary`` LVAR data, a date/datetime/time for time points), or give ``value`` in
+        of ``vifes``); ``raw`` is the value as sent (int, float, text, hex text for the bytes of
+        a manufacturer-specific VIF 7F or ``binary`` LVAR data, a date/datetime/time for time points), or give ``value`` in
         the base unit and the raw number is computed from the VIF's scale.
         Raises EncodeError naming what does not fit.
         """
@@ -154,7 +154,7 @@ class Record:
             text = bytes((len(encoded),)) + encoded[::-1]
         wire = bytes((dif, *difes, vif_byte)) + text + bytes(wire_vifes) + data
         records, rest, _more = parse_records(wire, 0, msb_first=msb_first)
-        if len(records) != 1 or rest:
+        if len(records) != 1 or rest is not None:
             raise EncodeError(f"record bytes {wire.hex(' ')} do not decode to one record")
         return records[0]
 
@@ -212,15 +212,11 @@ def _value(info: VifInfo, code: int, data: bytes, msb_first: bool) -> tuple[Valu
     """(value, raw) of a record's data field."""
     if code == DataField.VARIABLE:
         lvar, body = data[0], data[1:]
-        if info.kind == "manufacturer":
-            return body.hex(), body.hex()
         raw = decode_lvar(lvar, body)
         if isinstance(raw, int) and info.kind == "number":
             return info.apply(raw), raw
         return raw, raw
     ordered = data[::-1] if msb_first else data
-    if info.kind == "manufacturer":
-        return data.hex(), data.hex()
     if not data:
         return None, None
     if (info.kind == "time point" and code in INTEGER_FIELDS
@@ -260,11 +256,12 @@ def _extensions(data: bytes, i: int, first: int, offset: int, what: str,
 
 def parse_records(
     data: bytes, offset: int, *, msb_first: bool = False
-) -> tuple[tuple[Record, ...], bytes, bool]:
+) -> tuple[tuple[Record, ...], bytes | None, bool]:
     """Records of a variable data block.
 
     ``offset`` is the position of ``data[0]`` in the frame (for error offsets).
-    Returns (records, manufacturer data after DIF 0F/1F, more records follow).
+    Returns (records, manufacturer data after DIF 0F/1F or None when there is no such DIF,
+    more records follow).
     """
     records: list[Record] = []
     i = 0
@@ -312,15 +309,18 @@ def parse_records(
             tariff=tariff, subunit=subunit, quantity=info.quantity, unit=info.unit,
             value=value, raw=raw, scale=info.scale, notes=info.notes,
         ))
-    return tuple(records), b"", False
+    return tuple(records), None, False
 
 
 def encode_records(records: Sequence[Record], *, more_records_follow: bool = False,
-                   manufacturer_data: bytes = b"") -> bytes:
-    """Records, then DIF 1F (more follow) or 0F (manufacturer data) and that data."""
+                   manufacturer_data: bytes | None = None) -> bytes:
+    """Records, then DIF 1F (more follow) or 0F (manufacturer data, even empty) and that data.
+
+    ``manufacturer_data`` None: no DIF 0F; b"": DIF 0F with nothing after it.
+    """
     out = b"".join(r.encode() for r in records)
     if more_records_follow:
-        return out + bytes((DIF_MORE_RECORDS,)) + manufacturer_data
-    if manufacturer_data:
+        return out + bytes((DIF_MORE_RECORDS,)) + (manufacturer_data or b"")
+    if manufacturer_data is not None:
         return out + bytes((DIF_MANUFACTURER,)) + manufacturer_data
     return out

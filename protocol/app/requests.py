@@ -145,7 +145,7 @@ def decode_request(ci: int, data: bytes, offset: int = 7) -> Request:
         return Selection(bytes(data[:SELECTION_LENGTH]), bytes(rest[2:]), ci)
     if ci == CI.SET_ADDRESS:
         records, manufacturer, more = parse_records(data, offset)
-        if manufacturer or more:
+        if manufacturer is not None or more:
             raise RecordError("manufacturer data in a data send", offset)
         return DataSend(records)
     if ci in BAUD_BY_CI:

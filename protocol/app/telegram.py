@@ -56,6 +56,8 @@ class Telegram:
     alarm: int | None = None
     fixed: FixedData | None = None
     request: Request | None = None
+    manufacturer_dif: bool = False
+    """A DIF 0F or 1F was (is to be) sent, even with no manufacturer bytes after it."""
 
     @property
     def msb_first(self) -> bool:
@@ -90,7 +92,8 @@ def decode_data(ci: int, data: bytes) -> Telegram:
             skip = HEADER_LENGTH
         records, manufacturer, more = parse_records(data[skip:], DATA_OFFSET + skip,
                                                     msb_first=msb)
-        return Telegram(ci, header, records, more, manufacturer)
+        return Telegram(ci, header, records, more, manufacturer or b"",
+                        manufacturer_dif=manufacturer is not None)
     if ci in (CI.RSP_FIXED, CI.RSP_FIXED_MSB):
         fixed = FixedData.decode(data, DATA_OFFSET, msb_first=msb)
         if len(data) > 16:
@@ -116,19 +119,30 @@ def decode_telegram(frame: LongFrame | ControlFrame) -> Telegram:
     return decode_data(frame.ci, data)
 
 
+def _tail(manufacturer_data: bytes, manufacturer_dif: bool) -> bytes | None:
+    return manufacturer_data if manufacturer_data or manufacturer_dif else None
+
+
 def encode_variable_data(header: Header, records: Sequence[Record], *,
                          more_records_follow: bool = False, manufacturer_data: bytes = b"",
-                         msb_first: bool = False) -> bytes:
-    """Data of an RSP_UD after CI 72 (76 with ``msb_first``; records built msb_first too)."""
+                         manufacturer_dif: bool = False, msb_first: bool = False) -> bytes:
+    """Data of an RSP_UD after CI 72 (76 with ``msb_first``; records built msb_first too).
+
+    DIF 1F ends the records when ``more_records_follow``, else DIF 0F when there is
+    manufacturer data or ``manufacturer_dif`` asks for the DIF alone.
+    """
     return header.encode(msb_first=msb_first) + encode_records(
-        records, more_records_follow=more_records_follow, manufacturer_data=manufacturer_data)
+        records, more_records_follow=more_records_follow,
+        manufacturer_data=_tail(manufacturer_data, manufacturer_dif))
 
 
-def encode_short_data(header: ShortHeader, records: Sequence[Record], *,
-                      more_records_follow: bool = False, manufacturer_data: bytes = b"") -> bytes:
-    """Data of an RSP_UD after CI 7A."""
-    return header.encode() + encode_records(
-        records, more_records_follow=more_records_follow, manufacturer_data=manufacturer_data)
+def encode_short_data(header: ShortHeader | None, records: Sequence[Record], *,
+                      more_records_follow: bool = False, manufacturer_data: bytes = b"",
+                      manufacturer_dif: bool = False) -> bytes:
+    """Data of an RSP_UD after CI 7A (or CI 78 with ``header`` None), as encode_variable_data."""
+    head = header.encode() if header is not None else b""
+    return head + encode_records(records, more_records_follow=more_records_follow,
+                                 manufacturer_data=_tail(manufacturer_data, manufacturer_dif))
 
 
 def encode_application_error(code: int) -> bytes:
@@ -157,12 +171,13 @@ def encode_telegram(telegram: Telegram) -> bytes:
         return encode_variable_data(telegram.header, telegram.records,
                                     more_records_follow=telegram.more_records_follow,
                                     manufacturer_data=telegram.manufacturer_data,
+                                    manufacturer_dif=telegram.manufacturer_dif,
                                     msb_first=telegram.msb_first)
     if isinstance(telegram.header, ShortHeader) or ci == CI_NO_HEADER:
-        head = telegram.header.encode() if telegram.header is not None else b""
-        return head + encode_records(telegram.records,
-                                     more_records_follow=telegram.more_records_follow,
-                                     manufacturer_data=telegram.manufacturer_data)
+        return encode_short_data(telegram.header, telegram.records,
+                                 more_records_follow=telegram.more_records_follow,
+                                 manufacturer_data=telegram.manufacturer_data,
+                                 manufacturer_dif=telegram.manufacturer_dif)
     if telegram.fixed is not None:
         return encode_fixed_data(telegram.fixed, msb_first=telegram.msb_first)
     if telegram.application_error is not None:
