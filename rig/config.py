@@ -62,10 +62,11 @@ LINE_ROLES: dict[str, str | None] = {
 
 #: Simulated-bus parameters a rig file may set in ``[bus.sim]`` (all numbers >= 0).
 SIM_PARAMETERS: dict[str, str] = {
-    "noise_rate": "bit flips per second while the noise line is asserted",
-    "collision_window": "how long the collision injector holds space, seconds",
-    "hold_up": "how long a slave survives a bus power cut, seconds",
-    "power_up": "how long a slave needs after bus power returns, seconds",
+    "noise_rate": "bit-flip probability per sampled bit while the noise line is asserted (0..1)",
+    "collision_window": "how long the collision sink holds space once asserted, seconds "
+                        "(default: until released)",
+    "hold_up": "how long a slave runs on after bus power is lost, seconds",
+    "power_up": "how long a slave needs once bus power returns, seconds",
 }
 
 SIM_URL_SCHEME = "mbussim://"
@@ -117,7 +118,7 @@ class DutConfig:
 
     name: str
     kind: DutKind
-    address: int = 0
+    address: int | None = None  # None: the profile's (emulated), else 0 (unconfigured)
     secondary: SecondaryAddress | None = None
     baud: int = DEFAULT_BAUD
     features: frozenset[str] = frozenset()
@@ -319,7 +320,7 @@ def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None 
         if any(d.name == dut.name for d in duts):
             raise ConfigError(f"{source}: dut[{index}].name: {dut.name!r} is used twice")
         duts.append(dut)
-    addresses = [d.address for d in duts if d.address != 0]
+    addresses = [d.address for d in duts if d.address]
     for address in addresses:
         if addresses.count(address) > 1:
             raise ConfigError(f"{source}: dut: two DUTs at primary address {address}")
@@ -340,6 +341,8 @@ def _bus(t: _Table) -> BusConfig:
         value = float(sim.get(key, (int, float)))
         if value < 0:
             sim.fail(key, f"{value} is negative (must be >= 0: {SIM_PARAMETERS[key]})")
+        if key == "noise_rate" and value > 1:
+            sim.fail(key, f"{value} is not a probability (allowed: 0..1)")
         params[key] = value
     return BusConfig(kind=kind, seed=seed, sim=params)  # type: ignore[arg-type]
 
@@ -397,7 +400,7 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
         t.fail("name", f"{name!r}: use letters, digits, '_', '.', '-'")
     t.where = f"dut.{name}"
     kind = t.choice("kind", DUT_KINDS, "emulated")
-    address = t.int_range("address", 0, 0, PRIMARY_MAX)
+    address = t.int_range("address", 0, 0, PRIMARY_MAX) if "address" in t.data else None
     secondary = None
     if "secondary" in t.data:
         text = t.get("secondary", str).replace(" ", "")

@@ -68,7 +68,9 @@ def git_revision(root: Path = PROJECT_ROOT) -> str:
 
 def dut_identity(dut: DutConfig) -> str:
     """The DUT as the rig file describes it: name, kind, address, secondary address."""
-    parts = [f"{dut.name} ({dut.kind})", f"primary {dut.address}"]
+    parts = [f"{dut.name} ({dut.kind})"]
+    if dut.address is not None:
+        parts.append(f"primary {dut.address}")
     if dut.secondary is not None:
         parts.append(f"secondary {dut.secondary} ({dut.secondary.manufacturer_letters})")
     return ", ".join(parts)

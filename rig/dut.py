@@ -1,0 +1,132 @@
+"""Devices under test: what scenarios see of a DUT, and the outside programs the rig runs.
+
+docs/architecture.md "Rig and DUT": a :class:`Dut` has ``name``, ``kind`` ("emulated",
+"program", "black-box", "agent"), ``address``, ``secondary``, ``capabilities``, ``profile``
+and ``control`` -- None for a DUT only the wire can reach, else an object with ``arm(kind,
+count=1, **params)``, ``disarm()``, ``set_defects(names)``, ``identity()``, ``trace()``
+(:class:`DutControl`): local for an emulated slave on the simulated bus, HTTP for the agent.
+
+:class:`DutProgram` runs an outside slave program from its command template, with ``{tty}``
+replaced by the pty it joins the simulated bus through; it is stopped at the end (terminate,
+then kill after a bound) and its output is kept for the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from protocol.errors import HardwareError
+from protocol.identity import SecondaryAddress
+
+#: How long a stopping DUT program gets after SIGTERM before SIGKILL (and after SIGKILL).
+PROGRAM_STOP_BOUND_S = 2.0
+
+
+@runtime_checkable
+class DutControl(Protocol):
+    """Control of a DUT from inside (emulated slave or the slave-Pi agent)."""
+
+    def arm(self, kind: str, count: int = 1, **params: Any) -> None: ...
+
+    def disarm(self) -> None: ...
+
+    def set_defects(self, names: Iterable[str]) -> None: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def trace(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(eq=False)
+class Dut:
+    """A device under test as scenarios see it."""
+
+    name: str
+    kind: str
+    address: int
+    secondary: SecondaryAddress | None
+    capabilities: frozenset[str]
+    profile: Any = None
+    control: DutControl | None = None
+    bauds: tuple[int, ...] | None = None  # supported rates when known (emulated: the profile)
+    program: DutProgram | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the rig's own handles (endpoint ...)
+
+    def describe(self) -> str:
+        parts = [f"{self.name} ({self.kind})", f"primary {self.address}"]
+        if self.secondary is not None:
+            parts.append(f"secondary {self.secondary} ({self.secondary.manufacturer_letters})")
+        return ", ".join(parts)
+
+
+def expand_command(template: Sequence[str], tty: str) -> list[str]:
+    """The argv of an outside DUT program: ``{tty}`` replaced by the pty path."""
+    return [arg.replace("{tty}", tty) for arg in template]
+
+
+class DutProgram:
+    """An outside DUT program: started in its own process group, output kept in a file.
+
+    ``stop()`` sends SIGTERM to the group, waits at most ``bound`` seconds, then SIGKILL:
+    never a hang, whatever the program does.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], *, cwd: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self._log = tempfile.TemporaryFile(prefix=f"mbus-rig-dut-{name}-")
+        try:
+            self.process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
+        except OSError as exc:
+            self._log.close()
+            raise HardwareError(f"DUT {name}: cannot start {self.argv[0]!r} "
+                                f"({exc.strerror or exc})") from None
+        self.returncode: int | None = None
+        self._final: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, bound: float = PROGRAM_STOP_BOUND_S) -> int | None:
+        """Terminate (then kill); return the exit status (None if it could not be reaped)."""
+        if self.process.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.process.pid, sig)
+                try:
+                    self.process.wait(timeout=bound)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self.returncode = self.process.poll()
+        return self.returncode
+
+    def output(self) -> str:
+        """Everything the program wrote to stdout and stderr so far."""
+        if self._final is not None:
+            return self._final
+        self._log.flush()
+        return os.pread(self._log.fileno(), 1 << 24, 0).decode(errors="replace")
+
+    def close(self) -> str:
+        """Stop it and return its whole output."""
+        if self._final is None:
+            self.stop()
+            self._final = self.output()
+            self._log.close()
+        return self._final

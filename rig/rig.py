@@ -1,0 +1,552 @@
+"""The Rig: the composition root that turns a rig config into clock, port, master, DUTs,
+fault lines and trace (docs/architecture.md "Rig and DUT").
+
+One code path for simulated and real buses: the master always talks through
+:class:`hardware.serial_port.SerialBusPort`, over ``mbussim://NAME`` on the simulated bus
+and over a UART (or any pyserial URL) on hardware; faults always go through GPIO lines
+(:class:`hardware.lines.FaultLines`), which the simulated bus follows on a SimGpio. Nothing
+above the Rig knows which it is, except by asking ``rig.mode``.
+
+Safe state on every exit path (rig/safety.py): ``close()`` (also on exceptions, through the
+context manager), atexit, SIGTERM/SIGINT. A rig that is not all-software takes a lock file so
+two sessions never share it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hardware.clock import Clock, WallClock
+from hardware.lines import FaultLines
+from hardware.trace import Trace
+from protocol.errors import ConfigError, HardwareError, MBusRigError
+from protocol.identity import SecondaryAddress
+
+from .config import SIM_URL_SCHEME, DutConfig, RigConfig
+from .dut import Dut, DutProgram, expand_command
+from .safety import RigLock, SafeStateGuard, lock_path_for
+
+log = logging.getLogger(__name__)
+
+_bus_numbers = itertools.count(1)
+
+
+class NotSupportedError(MBusRigError):
+    """The rig or DUT cannot do what a scenario asks (the plugin turns it into a skip)."""
+
+
+#: faults.inject kinds -> fault-line role (the role names themselves are accepted too).
+FAULT_KINDS: dict[str, str] = {
+    "power_cut": "bus_power_cut",
+    "disconnect": "slave_disconnect",
+    "short": "bus_short",
+    "collision": "collision",
+    "noise": "noise",
+}
+
+
+@dataclass
+class InjectedFault:
+    """One physical fault: its line is asserted from ``start`` until ``end`` (None: until
+    cleared)."""
+
+    kind: str
+    role: str
+    start: float
+    end: float | None
+
+
+class Faults:
+    """``faults.inject(kind, **params)``: physical faults through the rig's GPIO lines.
+
+    Kinds: ``power_cut``, ``disconnect``, ``short``, ``collision``, ``noise`` (or the line
+    role names). Common parameters: ``at`` (clock time to switch on; default now) and
+    ``duration`` (seconds, then it wears off; default: until ``clear()``). On the simulated
+    bus, ``collision`` also takes ``window`` (how long the sink holds space once on) and
+    ``noise`` takes ``rate`` (bit-flip probability per sampled bit); both are set on the bus
+    before the line switches, as a signal generator is set before its relay closes.
+    """
+
+    def __init__(self, rig: Rig) -> None:
+        self._rig = rig
+        self.injected: list[InjectedFault] = []
+
+    def role_of(self, kind: str) -> str:
+        role = FAULT_KINDS.get(kind, kind)
+        if role not in FAULT_KINDS.values():
+            allowed = ", ".join(FAULT_KINDS)
+            raise ConfigError(f"fault kind {kind!r}: expected one of {allowed}")
+        if role not in self._rig.lines:
+            raise NotSupportedError(f"fault {kind!r}: rig {self._rig.config.name!r} has no "
+                                    f"{role} line")
+        return role
+
+    def inject(self, kind: str, *, at: float | None = None, duration: float | None = None,
+               **params: Any) -> InjectedFault:
+        rig = self._rig
+        role = self.role_of(kind)
+        self._prepare(kind, role, params)
+        clock = rig.clock
+        start = clock.now() if at is None else max(at, clock.now())
+        if duration is not None and duration < 0:
+            raise ConfigError(f"fault {kind!r}: duration {duration} is negative")
+        line = rig.lines[role]
+        fault = InjectedFault(kind, role, start, None if duration is None else start + duration)
+        if start <= clock.now():
+            line.assert_()
+        else:
+            clock.call_at(start, line.assert_)
+        if fault.end is not None:
+            clock.call_at(fault.end, line.release)
+        self.injected.append(fault)
+        return fault
+
+    def _prepare(self, kind: str, role: str, params: dict[str, Any]) -> None:
+        bus = self._rig.bus
+        allowed = {"collision": {"window"}, "noise": {"rate"}}.get(role, set())
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ConfigError(f"fault {kind!r}: unknown parameter {unknown[0]!r} (allowed: "
+                              f"{', '.join(sorted(allowed | {'at', 'duration'}))})")
+        if not params:
+            return
+        if bus is None:
+            raise NotSupportedError(f"fault {kind!r}: {', '.join(params)} can only be set on "
+                                    "the simulated bus (the real rig's hardware fixes it)")
+        if role == "noise":
+            rate = float(params["rate"])
+            bus.set_noise(rate, rate)
+        elif role == "collision":
+            bus.set_collision(None, float(params["window"]))
+
+    def clear(self) -> None:
+        """Every fault off now; the simulated bus's fault settings back to the rig file's."""
+        self._rig.lines.safe_state()
+        self.injected.clear()
+        self._rig.reset_bus_settings()
+
+    @property
+    def active(self) -> list[str]:
+        """Names of the fault lines that are asserted now."""
+        return self._rig.lines.asserted()
+
+
+class LiveTrace:
+    """A scenario's part of the rig trace: the characters from ``start`` on, read when asked
+    (so it grows while the scenario runs). Everything a :class:`Trace` offers works on it."""
+
+    def __init__(self, trace: Trace, start: float) -> None:
+        self._trace = trace
+        self.start = start
+
+    def snapshot(self) -> Trace:
+        return self._trace.since(self.start)
+
+    def since(self, t: float) -> Trace:
+        return self._trace.since(max(t, self.start))
+
+    def __len__(self) -> int:
+        return len(self.snapshot())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.snapshot(), name)
+
+
+class Rig:
+    """The rig built from a :class:`RigConfig`; use as a context manager.
+
+    Attributes (docs/architecture.md): ``clock``, ``master``, ``duts``, ``dut`` (the one under
+    test), ``lines``, ``trace``, ``faults``, ``mode``, ``config``; ``bus`` is the SimBus on a
+    simulated rig (None on hardware; only the rig and its tests use it).
+    """
+
+    def __init__(self, config: RigConfig, *, dut: str | None = None, instance: str | None = None,
+                 gpio: Any = None, lock: bool | None = None) -> None:
+        self.config = config
+        self.mode = config.mode
+        self._dut_name = config.dut(dut).name if config.duts else None
+        self._instance = instance
+        self._gpio_override = gpio
+        self._want_lock = (self.mode != "sim") if lock is None else lock
+        self.clock: Clock = WallClock()
+        self.bus: Any = None
+        self.sim: Any = None
+        self.runner: Any = None
+        self.trace = Trace()
+        self.gpio: Any = None
+        self.lines = FaultLines()
+        self.port: Any = None
+        self.master: Any = None
+        self.duts: list[Dut] = []
+        self.faults = Faults(self)
+        self.guard = SafeStateGuard()
+        self.lock: RigLock | None = None
+        self._bridges: list[Any] = []
+        self._programs: list[DutProgram] = []
+        self._extra_slaves: list[Dut] = []
+        self._baud = config.master.baud
+        self._opened = False
+        self._closed = False
+
+    # --- building ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Rig:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> Rig:
+        if self._opened:
+            return self
+        self._opened = True
+        try:
+            if self._want_lock:
+                self.lock = RigLock(lock_path_for(self.config.name, self.config.source),
+                                    rig_name=self.config.name).acquire()
+            self.guard.add("fault lines", self._lines_safe)
+            self.guard.add("DUT programs", self._stop_programs)
+            self.guard.install()
+            if self.config.bus.simulated:
+                self._build_sim()
+            else:
+                self._build_hardware()
+            self._build_master()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _gpio_backend(self) -> Any:
+        if self._gpio_override is not None:
+            return self._gpio_override
+        from hardware.gpio.factory import open_backend
+
+        return open_backend(self.config.gpio.backend, clock=self.clock)
+
+    def _bus_name(self) -> str:
+        base = self.config.master.port[len(SIM_URL_SCHEME):] or "sim"
+        parts = [base, self._instance or "main", str(os.getpid()), str(next(_bus_numbers))]
+        return "-".join(parts)
+
+    def _build_sim(self) -> None:
+        from hardware.sim import SimBus, Simulation, VirtualClock
+
+        cfg = self.config
+        self.sim = Simulation(cfg.bus.seed)
+        self.clock = VirtualClock(self.sim)
+        sim_params = cfg.bus.sim
+        kwargs = {k: float(sim_params[k]) for k in ("hold_up", "power_up") if k in sim_params}
+        self.bus = SimBus(self.sim, master_baud=cfg.master.baud, echo=cfg.master.echo,
+                          name=self._bus_name(), trace=self.trace, **kwargs)
+        self.reset_bus_settings()
+        self.gpio = self._gpio_backend()
+        self.lines = FaultLines.from_specs(self.gpio, cfg.gpio.lines)
+        for dut_cfg in cfg.duts:
+            self.duts.append(self._build_sim_dut(dut_cfg))
+        targets = [d.extra["endpoint"] for d in self.duts if "endpoint" in d.extra]
+        self.bus.wire_lines(self.gpio, {line.role: line.pin for line in cfg.gpio.lines},
+                            active_high={line.role: line.active_high for line in cfg.gpio.lines},
+                            disconnect=targets[:1])
+
+    def _build_hardware(self) -> None:
+        cfg = self.config
+        self.clock = WallClock()
+        self.gpio = self._gpio_backend()
+        self.lines = FaultLines.from_specs(self.gpio, cfg.gpio.lines)
+        for dut_cfg in cfg.duts:
+            self.duts.append(self._build_remote_dut(dut_cfg))
+
+    def _build_master(self) -> None:
+        from hardware.serial_port import SerialBusPort
+        from rig.master import Master
+
+        cfg = self.config.master
+        url = f"{SIM_URL_SCHEME}{self.bus.name}" if self.bus is not None else cfg.port
+        self.port = SerialBusPort(url, self.clock, baud=cfg.baud, echo=cfg.echo)
+        self.guard.add("master port", self.port.close)
+        trace = None if self.bus is not None else self.trace  # the sim bus taps the wire
+        self.master = Master(self.port, self.clock, retries=cfg.retries, echo=cfg.echo,
+                             trace=trace)
+
+    def reset_bus_settings(self) -> None:
+        """The simulated bus's fault settings as the rig file has them."""
+        if self.bus is None:
+            return
+        rate = float(self.config.bus.sim.get("noise_rate", 0.0))
+        self.bus.set_noise(rate, rate)
+        window = self.config.bus.sim.get("collision_window")
+        self.bus.set_collision(None, None if window is None else float(window))
+
+    # --- DUTs ----------------------------------------------------------------------------------
+
+    def _capabilities(self, dut_cfg: DutConfig) -> frozenset[str]:
+        return self.config.capabilities(dut_cfg)
+
+    def _build_sim_dut(self, dut_cfg: DutConfig) -> Dut:
+        if dut_cfg.kind == "emulated":
+            return self._emulated(dut_cfg, dut_cfg.name, dut_cfg.address, dut_cfg.secondary,
+                                  self._capabilities(dut_cfg))
+        if dut_cfg.command:
+            return self._program_dut(dut_cfg)
+        raise ConfigError(f"{self.config.source}: dut.{dut_cfg.name}: a {dut_cfg.kind} DUT on "
+                          "the simulated bus needs a command with {tty} to join it")
+
+    def _emulated(self, dut_cfg: DutConfig | None, name: str, address: int | None,
+                  secondary: SecondaryAddress | None, caps: frozenset[str],
+                  profile: Any = None) -> Dut:
+        from hardware.sim.meter import SimMeter
+        from protocol.meter import MeterCore
+
+        if profile is None:
+            profile = self._load_profile(dut_cfg.profile if dut_cfg else None)
+        profile = _with_identity(profile, address, secondary)
+        baud = dut_cfg.baud if dut_cfg is not None else self._baud
+        endpoint = self.bus.add_slave(name, baud)
+        core = MeterCore(profile)
+        if dut_cfg is not None and dut_cfg.defects:
+            core.set_defects(dut_cfg.defects)
+        meter = SimMeter(endpoint, core)
+        return Dut(name=name, kind="emulated", address=profile.address,
+                   secondary=profile.secondary, capabilities=caps, profile=profile,
+                   control=meter.control() if hasattr(meter, "control") else meter,
+                   bauds=tuple(profile.bauds), extra={"endpoint": endpoint, "meter": meter})
+
+    def _load_profile(self, spec: str | None) -> Any:
+        from protocol.meter import heat_meter_profile
+
+        if spec is None:
+            return heat_meter_profile()
+        from hardware.profile import load_profile
+
+        return load_profile(spec)
+
+    def _program_dut(self, dut_cfg: DutConfig) -> Dut:
+        from hardware.sim.bridges import SlavePty
+
+        runner = self._realtime()
+        bridge = SlavePty(runner, self.bus, name=dut_cfg.name, baud=dut_cfg.baud)
+        self._bridges.append(bridge)
+        program = DutProgram(dut_cfg.name, expand_command(dut_cfg.command, bridge.path),
+                             cwd=os.path.dirname(os.path.abspath(self.config.source))
+                             if os.path.exists(self.config.source) else None)
+        self._programs.append(program)
+        control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
+        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=dut_cfg.address or 0,
+                   secondary=dut_cfg.secondary, capabilities=self._capabilities(dut_cfg),
+                   control=control, program=program,
+                   extra={"endpoint": bridge.endpoint, "bridge": bridge})
+
+    def _realtime(self) -> Any:
+        if self.runner is None:
+            from hardware.sim import RealTimeRunner
+
+            self.runner = RealTimeRunner(self.sim).start()
+            self.guard.add("real-time runner", self.runner.stop)
+        return self.runner
+
+    def _build_remote_dut(self, dut_cfg: DutConfig) -> Dut:
+        control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
+        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=dut_cfg.address or 0,
+                   secondary=dut_cfg.secondary, capabilities=self._capabilities(dut_cfg),
+                   control=control)
+
+    def _agent_control(self, dut_cfg: DutConfig) -> Any:
+        from rig.agent.client import AgentClient
+
+        assert dut_cfg.url is not None and dut_cfg.token_file is not None
+        try:
+            token = dut_cfg.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{self.config.source}: dut.{dut_cfg.name}.token_file: "
+                              f"{dut_cfg.token_file}: {exc.strerror}") from None
+        return AgentClient(dut_cfg.url, token)
+
+    @property
+    def dut(self) -> Dut:
+        """The DUT under test (``--dut``, else the rig file's first)."""
+        for d in self.duts:
+            if d.name == self._dut_name:
+                return d
+        raise ConfigError(f"rig {self.config.name!r} has no DUT")
+
+    def capabilities(self, dut: Dut | None = None) -> frozenset[str]:
+        return (dut or self.dut).capabilities
+
+    def dut_identity(self) -> str:
+        """The DUT's identity as it reports it (control), else as the rig file says."""
+        d = self.dut
+        if d.control is not None:
+            try:
+                ident = d.control.identity()
+            except MBusRigError as exc:
+                return f"{d.describe()} (identity unavailable: {exc})"
+            if isinstance(ident, dict):
+                return ", ".join(f"{k}={v}" for k, v in ident.items())
+            return str(ident)
+        return d.describe()
+
+    def dut_output(self) -> str:
+        """What the outside DUT programs wrote (for the report)."""
+        return "\n".join(f"--- {p.name} (pid {p.pid}) ---\n{p.output()}" for p in self._programs)
+
+    # --- per scenario --------------------------------------------------------------------------
+
+    def begin_test(self, name: str = "") -> float:
+        """Mark the start of a scenario; returns its start time on the rig clock."""
+        if self.runner is not None and self.runner.error is not None:
+            raise HardwareError(f"the simulated bus stopped: {self.runner.error}")
+        return self.clock.now()
+
+    def end_test(self) -> None:
+        """After a scenario: faults off, DUT-internal faults disarmed, extra slaves gone."""
+        self.faults.clear()
+        for d in self.duts:
+            if d.control is not None:
+                try:
+                    d.control.disarm()
+                except MBusRigError as exc:
+                    log.warning("DUT %s: disarm failed: %s", d.name, exc)
+        self.remove_extra_slaves()
+
+    def trace_view(self, start: float) -> LiveTrace:
+        return LiveTrace(self.trace, start)
+
+    def use_baud(self, baud: int) -> None:
+        """Put the master and every DUT at ``baud``; NotSupportedError if a DUT cannot."""
+        if baud == self._baud:
+            return
+        for d in self.duts:
+            if d.bauds is not None and baud not in d.bauds:
+                raise NotSupportedError(f"DUT {d.name} does not support {baud} Bd (it supports "
+                                        f"{', '.join(map(str, d.bauds))})")
+        for d in self.duts:
+            endpoint = d.extra.get("endpoint")
+            if d.kind == "emulated" and endpoint is not None:
+                endpoint.baud = baud
+                meter = d.extra.get("meter")
+                if meter is not None and hasattr(meter, "set_baud"):
+                    meter.set_baud(baud)
+            elif "baud_switch" in d.capabilities:
+                self.master.switch_baud(d.address, baud)
+            else:
+                raise NotSupportedError(f"DUT {d.name} cannot be put at {baud} Bd: it does "
+                                        "not claim baud_switch")
+        self.master.set_baud(baud)
+        self._baud = baud
+
+    # --- extra emulated slaves (sim only) ------------------------------------------------------
+
+    def population(self) -> Population:
+        if self.bus is None:
+            raise NotSupportedError(f"rig {self.config.name!r} is {self.mode}: extra emulated "
+                                    "slaves need the simulated bus")
+        return Population(self)
+
+    def add_slave(self, what: SecondaryAddress | Any, address: int = 0) -> Dut:
+        """One more emulated slave: a secondary address (built-in profile with that identity)
+        or a MeterProfile."""
+        n = len(self._extra_slaves) + 1
+        caps = frozenset({"primary", "secondary"})
+        if isinstance(what, SecondaryAddress):
+            d = self._emulated(None, f"extra{n}", address, what, caps)
+        else:
+            d = self._emulated(None, f"extra{n}", address, None, caps, profile=what)
+        d.kind = "emulated"
+        self._extra_slaves.append(d)
+        return d
+
+    def remove_extra_slaves(self) -> None:
+        while self._extra_slaves:
+            d = self._extra_slaves.pop()
+            endpoint = d.extra.get("endpoint")
+            if endpoint is not None and self.bus is not None:
+                self.bus.remove_slave(endpoint)
+
+    # --- safe state and closing -----------------------------------------------------------------
+
+    def _lines_safe(self) -> None:
+        report = self.lines.safe_state()
+        if not report.ok:
+            raise HardwareError(str(report))
+
+    def _stop_programs(self) -> None:
+        for program in self._programs:
+            program.stop()
+
+    def safe_state(self) -> None:
+        """Every fault line released and DUT programs stopped, now (idempotent)."""
+        self._lines_safe()
+        self._stop_programs()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.guard.trigger("close")
+        for program in self._programs:
+            program.close()
+        for bridge in self._bridges:
+            try:
+                bridge.close()
+            except Exception as exc:  # noqa: BLE001 - teardown goes on
+                log.warning("bridge %s: close failed: %s", bridge, exc)
+        self.remove_extra_slaves()
+        try:
+            self.lines.close()
+        except MBusRigError as exc:
+            log.error("fault lines: %s", exc)
+        if self.bus is not None and self.bus.name is not None:
+            from hardware.sim.registry import unregister
+
+            unregister(self.bus.name)
+        self.guard.uninstall()
+        if self.lock is not None:
+            self.lock.release()
+
+
+class Population:
+    """``sim_population``: extra emulated slaves for one scenario, removed after it."""
+
+    def __init__(self, rig: Rig) -> None:
+        self._rig = rig
+        self.slaves: list[Dut] = []
+
+    def add(self, items: Iterable[SecondaryAddress | Any] | SecondaryAddress | Any,
+            address: int = 0) -> list[Dut]:
+        if isinstance(items, SecondaryAddress) or not isinstance(items, Iterable):
+            items = [items]
+        added = [self._rig.add_slave(item, address) for item in items]
+        self.slaves.extend(added)
+        return added
+
+    def __iter__(self) -> Iterator[Dut]:
+        return iter(self.slaves)
+
+    def __len__(self) -> int:
+        return len(self.slaves)
+
+    def clear(self) -> None:
+        self._rig.remove_extra_slaves()
+        self.slaves.clear()
+
+
+def _with_identity(profile: Any, address: int | None, secondary: SecondaryAddress | None) -> Any:
+    """The profile with the rig file's primary and secondary address, where given."""
+    from dataclasses import replace
+
+    from protocol.identity import manufacturer_letters
+
+    changes: dict[str, Any] = {}
+    if address is not None:
+        changes["address"] = address
+    if secondary is not None:
+        changes.update(id=secondary.id, manufacturer=manufacturer_letters(secondary.manufacturer),
+                       version=secondary.version, medium=secondary.medium)
+    return replace(profile, **changes) if changes else profile
