@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from .app import vif
-from .app.records import FUNCTIONS, Record, encode_records
-from .errors import ConfigError
-from .fields import PRIMARY_MAX
-from .frames import MAX_DATA
+from .app.header import Header
+from .app.records import FUNCTIONS, Record
+from .app.telegram import encode_variable_data
+from .chars import RxChar
+from .errors import ConfigError, FrameError
+from .fields import CI, PRIMARY_MAX
+from .frames import ACK, MAX_DATA, ControlFrame, LongFrame, ShortFrame, decode, encode
 from .identity import MEDIUM_NAMES, SecondaryAddress, manufacturer_code
-from .timing import BAUD_RATES, response_window
+from .link.slave import DEFECTS as LINK_DEFECTS
+from .link.slave import (
+    RspUd,
+    SetBaud,
+    SlaveAction,
+    SlaveLink,
+    SlaveSettings,
+    Transmit,
+)
+from .timing import BAUD_RATES, char_time, inter_frame_idle, response_window
 
 # --- the profile ---------------------------------------------------------------------------
 
@@ -33,8 +45,6 @@ DATA_TYPES: dict[str, int] = {
 """Data type names -> DIF data field code (MBUS.md "Application layer"); "date" is type G in
 int16, "datetime" type F in int32, "variable" is LVAR text (or BCD for an integer value)."""
 
-LONG_HEADER_SIZE = 12
-"""CI 72 header: ID, manufacturer, version, medium, access number, status, signature."""
 MAX_STORAGE = 2 ** 41 - 1  # 1 DIF bit + 4 bits in each of 10 DIFEs
 MAX_TARIFF = 2 ** 20 - 1  # 2 bits per DIFE
 MAX_SUBUNIT = 2 ** 10 - 1  # 1 bit per DIFE
@@ -335,8 +345,8 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "profile") -> Meter
     pages = tuple(_page(p) for p in top.table_list("pages"))
     if not pages:
         top.fail("pages", "at least one [[pages]] table with records is needed")
-    for i, page in enumerate(pages):
-        size = len(page_data(page, more=i + 1 < len(pages))) + LONG_HEADER_SIZE
+    for i in range(len(pages)):
+        size = len(_rsp_ud_data(ident, manufacturer, version, medium, status, pages, i, 0))
         if size > MAX_DATA:
             top.fail(f"pages[{i}]", f"{size} bytes of RSP_UD data (header, records, "
                                     f"manufacturer data) do not fit one telegram "
@@ -435,10 +445,20 @@ def _record(rec: _Reader) -> RecordSpec:
     return spec
 
 
-def page_data(page: Page, *, more: bool) -> bytes:
-    """The records of one page as sent after the header: DIF 1F ends all but the last page."""
-    return encode_records([build_record(r) for r in page.records], more_records_follow=more,
-                          manufacturer_data=page.manufacturer_data)
+def rsp_ud_data(profile: MeterProfile, page: int, access_number: int) -> bytes:
+    """The data after CI 72 of telegram ``page``: header, records, then DIF 1F on all but the
+    last page (EN 13757-3 "more records follow"), DIF 0F before manufacturer data."""
+    return _rsp_ud_data(profile.id, profile.manufacturer, profile.version, profile.medium,
+                        profile.status, profile.pages, page, access_number)
+
+
+def _rsp_ud_data(ident: int, manufacturer: str, version: int, medium: int, status: int,
+                 pages: Sequence[Page], page: int, access_number: int) -> bytes:
+    header = Header(ident, manufacturer_code(manufacturer), version, medium,
+                    access_number=access_number & 0xFF, status=status)
+    return encode_variable_data(header, [build_record(r) for r in pages[page].records],
+                                more_records_follow=page + 1 < len(pages),
+                                manufacturer_data=pages[page].manufacturer_data)
 
 
 def build_record(spec: RecordSpec) -> Record:
@@ -503,3 +523,338 @@ error flags, fabrication number, and the last due-date energy (storage 1)."""
 def heat_meter_profile() -> MeterProfile:
     """The default emulated meter: a 2400 Bd heat meter at primary address 1."""
     return profile_from_dict(HEAT_METER, "built-in heat meter")
+
+
+# --- the application behind the link ---------------------------------------------------------
+
+
+class ProfileApplication:
+    """A MeterApplication answering from a profile (protocol.link.slave.MeterApplication).
+
+    Every new RSP_UD carries the next access number (EN 13757-3 6.2: incremented per
+    readout; a repeat with the same FCB is the link's cached copy, same number). ``status``
+    and ``alarm`` may be changed while running; resets and address changes are recorded.
+    """
+
+    def __init__(self, profile: MeterProfile) -> None:
+        self.profile = profile
+        self.access_number = 0
+        self.status = profile.status
+        self.alarm: int | None = profile.alarm
+        self.resets: list[int | None] = []
+        self.addresses: list[int] = []
+        self._records = [tuple(build_record(r) for r in page.records) for page in profile.pages]
+
+    @property
+    def identity(self) -> SecondaryAddress:
+        return self.profile.secondary
+
+    @property
+    def fabrication_number(self) -> int | None:
+        return self.profile.fabrication_number
+
+    def rsp_ud(self, page: int) -> RspUd:
+        p = self.profile
+        index = page % len(p.pages)
+        more = index + 1 < len(p.pages)
+        header = Header(p.id, manufacturer_code(p.manufacturer), p.version, p.medium,
+                        access_number=self.access_number, status=self.status)
+        self.access_number = (self.access_number + 1) & 0xFF
+        data = encode_variable_data(header, self._records[index], more_records_follow=more,
+                                    manufacturer_data=p.pages[index].manufacturer_data)
+        return RspUd(CI.RSP_VARIABLE, data, more)
+
+    def application_reset(self, subcode: int | None) -> None:
+        self.resets.append(subcode)
+
+    def on_address_changed(self, address: int) -> None:
+        self.addresses.append(address)
+
+
+def slave_settings(profile: MeterProfile, defects: Iterable[str] = ()) -> SlaveSettings:
+    """The link settings a profile asks for (echo dropping is MeterCore's own, see there)."""
+    return SlaveSettings(address=profile.address, bauds=profile.bauds, baud=profile.baud,
+                         ci56=profile.link.ci56, accept_fcv0=profile.link.accept_fcv0,
+                         baud_fallback_s=profile.link.baud_fallback,
+                         response_delay=profile.response_delay, echo=False,
+                         defects=frozenset(defects))
+
+
+# --- armed faults and defects ----------------------------------------------------------------
+
+FAULTS: dict[str, str] = {
+    "corrupt_checksum": "the answer frame's checksum is off by one",
+    "silence": "no answer at all (E5 included)",
+    "late": "the answer (E5 included) starts `delay` s after the request's end "
+            "(default: 22 bit times after the response window closes)",
+    "truncated": "only the first `n` bytes of the answer frame are sent (default: half)",
+    "wrong_address": "the answer frame carries A = `address` (default: own address + 1)",
+    "wrong_c_field": "the answer frame carries C = `c` (default 0x48: RSP_UD with PRM set)",
+}
+"""Device-level faults :meth:`MeterCore.arm` takes; each wears off after ``count`` answers.
+corrupt_checksum, truncated, wrong_address and wrong_c_field act on answer frames only: an E5
+goes out unchanged and does not count."""
+
+FAULT_PARAMS: dict[str, dict[str, tuple[float, float]]] = {
+    "corrupt_checksum": {}, "silence": {}, "late": {"delay": (0.0, 60.0)},
+    "truncated": {"n": (1, 260)}, "wrong_address": {"address": (0, 255)},
+    "wrong_c_field": {"c": (0, 255)},
+}
+FRAME_ONLY = frozenset({"corrupt_checksum", "truncated", "wrong_address", "wrong_c_field"})
+
+DEVICE_DEFECTS: dict[str, str] = {
+    "answers_too_early": "answers 5 bit times after the request (the minimum is 11)",
+    "answers_too_late": "answers 22 bit times after the response window closes "
+                        "(330 bit times + 50 ms)",
+    "wrong_checksum_in_answers": "every answer frame has a wrong checksum",
+}
+"""Device-level defects, on top of the link engine's (protocol.link.DEFECTS)."""
+
+EARLY_BITS = 5
+LATE_EXTRA_BITS = 22
+
+
+def defect_names() -> list[str]:
+    """Every defect :meth:`MeterCore.set_defects` takes (device and link engine)."""
+    return sorted({*DEVICE_DEFECTS, *LINK_DEFECTS})
+
+
+@dataclass(frozen=True, slots=True)
+class ArmedFault:
+    """A fault waiting for its next ``remaining`` answers."""
+
+    kind: str
+    remaining: int
+    params: Mapping[str, float] = field(default_factory=dict)
+
+
+def check_fault(kind: str, count: int, params: Mapping[str, object]) -> ArmedFault:
+    """Validate an arm request (from a test, the agent's HTTP API, the CLI); ConfigError
+    names the kind, parameter and allowed values."""
+    if kind not in FAULTS:
+        raise ConfigError(f"unknown fault {kind!r} (allowed: {', '.join(FAULTS)})")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"fault {kind}: count {count!r} must be an integer >= 1")
+    allowed = FAULT_PARAMS[kind]
+    checked: dict[str, float] = {}
+    for name, value in params.items():
+        if name not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise ConfigError(f"fault {kind}: unknown parameter {name!r} (allowed: {names})")
+        low, high = allowed[name]
+        integral = isinstance(low, int)
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (integral and not isinstance(value, int)) or not low <= value <= high):
+            kind_text = "an integer" if integral else "a number"
+            raise ConfigError(f"fault {kind}: {name}={value!r} must be {kind_text} "
+                              f"{low}..{high}")
+        checked[name] = value
+    return ArmedFault(kind, count, checked)
+
+
+class _Echo:
+    """What this device sent and will hear back (the TSS721A echoes every transmission)."""
+
+    def __init__(self) -> None:
+        self.expected: list[int] = []
+        self.until = 0.0
+
+    def sent(self, data: bytes, start: float, baud: int) -> None:
+        self.expected = list(data)
+        self.until = start + (len(data) + 2) * char_time(baud) + inter_frame_idle(baud)
+
+    def swallow(self, ch: RxChar) -> bool | None:
+        """True: ``ch`` is the echo (drop it); False: not echo; None: a differing character
+        while sending (a collision)."""
+        if not self.expected:
+            return False
+        if ch.time > self.until:
+            self.expected.clear()
+            return False
+        if ch.ok and ch.value == self.expected[0]:
+            self.expected.pop(0)
+            return True
+        self.expected.clear()
+        return None
+
+
+class MeterCore:
+    """The emulated meter, sans-I/O: SlaveLink + ProfileApplication + faults and defects.
+
+    Feed it :meth:`receive` (every character the UART delivers, the device's own echo
+    included) and :meth:`poll` (when nothing arrives, at :attr:`next_deadline`); it returns
+    ``Transmit(data, not_before)`` and ``SetBaud(baud, after_transmit)`` actions. The binder
+    (hardware/sim/meter.py, the slave-Pi agent) sends each Transmit at its time and calls
+    :meth:`power_lost` when the device loses its supply.
+    """
+
+    def __init__(self, profile: MeterProfile, *, defects: Iterable[str] = (),
+                 echo: bool = True) -> None:
+        self.profile = profile
+        self.app = ProfileApplication(profile)
+        self.echo = echo
+        self.collisions = 0
+        self.answers = 0
+        """Answers sent (or silenced) since the start; faults count the same answers."""
+        self._armed: list[ArmedFault] = []
+        self._device_defects: frozenset[str] = frozenset()
+        self._echo = _Echo()
+        self.link = SlaveLink(self.app, slave_settings(profile))
+        self.set_defects(defects)
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> int:
+        return self.link.address
+
+    @property
+    def baud(self) -> int:
+        return self.link.baud
+
+    @property
+    def selected(self) -> bool:
+        return self.link.selected
+
+    @property
+    def identity(self) -> SecondaryAddress:
+        return self.profile.secondary
+
+    @property
+    def next_deadline(self) -> float | None:
+        return self.link.next_deadline
+
+    # --- control ----------------------------------------------------------------------------
+
+    def arm(self, kind: str, count: int = 1, **params: float) -> ArmedFault:
+        """Arm a device-level fault for the next ``count`` answers (see FAULTS)."""
+        fault = check_fault(kind, count, params)
+        self._armed.append(fault)
+        return fault
+
+    def disarm(self, kind: str | None = None) -> None:
+        """Drop every armed fault (or those of one kind)."""
+        self._armed = [f for f in self._armed if kind is not None and f.kind != kind]
+
+    @property
+    def armed(self) -> tuple[ArmedFault, ...]:
+        return tuple(self._armed)
+
+    def set_defects(self, names: Iterable[str]) -> None:
+        """Switch on exactly these defects (device-level and link-engine ones); ConfigError
+        names an unknown one and lists the allowed."""
+        wanted = frozenset(names)
+        unknown = sorted(wanted - set(defect_names()))
+        if unknown:
+            raise ConfigError(f"unknown defect {unknown[0]!r} "
+                              f"(allowed: {', '.join(defect_names())})")
+        self._device_defects = wanted & DEVICE_DEFECTS.keys()
+        self.link.settings = replace(self.link.settings, defects=wanted & LINK_DEFECTS.keys())
+
+    @property
+    def defects(self) -> frozenset[str]:
+        return self._device_defects | self.link.settings.defects
+
+    def power_lost(self) -> None:
+        """The device lost its supply: the link starts over as after power-up (address and
+        baud rate from the profile, deselected, FCB expectation and readout page reset).
+        The application (access number, status, alarm) runs on and keeps its state, as a
+        meter's metrology on its own battery does; armed faults and defects are rig
+        controls and stay."""
+        defects = self.link.settings.defects
+        self.link = SlaveLink(self.app, replace(slave_settings(self.profile), defects=defects))
+        self._echo = _Echo()
+
+    # --- the wire ---------------------------------------------------------------------------
+
+    def receive(self, ch: RxChar) -> list[SlaveAction]:
+        if self.echo:
+            echo = self._echo.swallow(ch)
+            if echo:
+                return self._shape(self.link.poll(ch.time))
+            if echo is None:
+                self.collisions += 1
+        return self._shape(self.link.receive(ch))
+
+    def poll(self, now: float) -> list[SlaveAction]:
+        return self._shape(self.link.poll(now))
+
+    def _shape(self, actions: list[SlaveAction]) -> list[SlaveAction]:
+        """Apply defects and armed faults to what the link wants to send."""
+        out: list[SlaveAction] = []
+        silenced = False
+        for action in actions:
+            if isinstance(action, SetBaud):
+                out.append(SetBaud(action.baud, action.after_transmit and not silenced))
+                continue
+            sent = self._shape_transmit(action)
+            silenced = sent is None
+            if sent is not None:
+                out.append(sent)
+                if self.echo:
+                    self._echo.sent(sent.data, sent.not_before, self.link.baud)
+        return out
+
+    def _shape_transmit(self, action: Transmit) -> Transmit | None:
+        self.answers += 1
+        baud = self.link.baud
+        request_end = action.not_before - self.profile.response_delay
+        is_frame = action.data[:1] != bytes((ACK,))
+        data = action.data
+        start = action.not_before
+        if "answers_too_early" in self._device_defects:
+            start = request_end + EARLY_BITS / baud
+        if "answers_too_late" in self._device_defects:
+            start = request_end + response_window(baud)[1] + LATE_EXTRA_BITS / baud
+        if is_frame and "wrong_checksum_in_answers" in self._device_defects:
+            data = _bump_checksum(data)
+        for fault in self._consume(is_frame):
+            if fault.kind == "silence":
+                return None
+            if fault.kind == "late":
+                default = response_window(baud)[1] + LATE_EXTRA_BITS / baud
+                start = request_end + fault.params.get("delay", default)
+            elif fault.kind == "corrupt_checksum":
+                data = _bump_checksum(data)
+            elif fault.kind in ("wrong_address", "wrong_c_field"):
+                data = _rewrite(data, fault)
+            elif fault.kind == "truncated":
+                data = data[: int(fault.params.get("n", max(1, len(data) // 2)))]
+        return Transmit(data, start)
+
+    def _consume(self, is_frame: bool) -> list[ArmedFault]:
+        """The armed faults that act on this answer, counting each one down."""
+        acting: list[ArmedFault] = []
+        keep: list[ArmedFault] = []
+        for fault in self._armed:
+            if is_frame or fault.kind not in FRAME_ONLY:
+                acting.append(fault)
+                if fault.remaining > 1:
+                    keep.append(replace(fault, remaining=fault.remaining - 1))
+            else:
+                keep.append(fault)
+        self._armed = keep
+        truncate_last = sorted(acting, key=lambda f: f.kind == "truncated")
+        return truncate_last
+
+
+def _bump_checksum(data: bytes) -> bytes:
+    """The frame with its CS byte (second to last) off by one."""
+    if len(data) < 5:
+        return data
+    return data[:-2] + bytes(((data[-2] + 1) & 0xFF,)) + data[-1:]
+
+
+def _rewrite(data: bytes, fault: ArmedFault) -> bytes:
+    """The answer frame re-encoded (valid checksum) with another A or C field."""
+    try:
+        frame = decode(data)
+    except FrameError:
+        return data
+    if not isinstance(frame, ShortFrame | ControlFrame | LongFrame):
+        return data
+    if fault.kind == "wrong_address":
+        frame = replace(frame, a=int(fault.params.get("address", (frame.a + 1) & 0xFF)))
+    else:
+        frame = replace(frame, c=int(fault.params.get("c", 0x48)))
+    return encode(frame)

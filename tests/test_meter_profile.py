@@ -9,15 +9,20 @@ from typing import Any
 import pytest
 
 from hardware.profile import PROFILE_DIR, load_profile, shipped_profile
-from protocol.app.records import parse_records
+from protocol.app.telegram import Telegram, decode_data
 from protocol.errors import ConfigError
 from protocol.meter import (
     HEAT_METER,
     heat_meter_profile,
-    page_data,
+    MeterProfile,
     profile_from_dict,
     quantity_vif,
+    rsp_ud_data,
 )
+
+
+def telegram(profile: MeterProfile, page: int = 0) -> Telegram:
+    return decode_data(0x72, rsp_ud_data(profile, page, 0))
 
 
 def heat(**changes: Any) -> dict[str, Any]:
@@ -42,9 +47,10 @@ def test_heat_meter_identity_and_link() -> None:
 
 def test_heat_meter_records_decode_to_the_quantities() -> None:
     p = heat_meter_profile()
-    records, maker, more = parse_records(page_data(p.pages[0], more=False), 0)
-    assert not more and maker == b""
-    found = {(r.quantity, r.storage): (r.value, r.unit) for r in records}
+    t = telegram(p)
+    assert not t.more_records_follow and t.manufacturer_data == b""
+    assert t.header is not None and t.header.secondary_address == p.secondary
+    found = {(r.quantity, r.storage): (r.value, r.unit) for r in t.records}
     assert found[("Energy", 0)] == (12345000, "Wh")
     assert found[("Volume", 0)] == (pytest.approx(456.78), "m^3")
     assert found[("Power", 0)] == (12300, "W")
@@ -66,10 +72,11 @@ def test_shipped_heat_meter_toml_equals_the_built_in() -> None:
 def test_multi_telegram_profile_pages_end_with_1f_but_the_last() -> None:
     p = load_profile(shipped_profile("multi-telegram"))
     assert len(p.pages) == 3
-    flags = [parse_records(page_data(page, more=i + 1 < len(p.pages)), 0)[2]
-             for i, page in enumerate(p.pages)]
+    flags = [telegram(p, i).more_records_follow for i in range(3)]
     assert flags == [True, True, False]
-    assert parse_records(page_data(p.pages[2], more=False), 0)[1] == bytes.fromhex("01020304")
+    assert telegram(p, 2).manufacturer_data == bytes.fromhex("01020304")
+    storages = [r.storage for i in range(3) for r in telegram(p, i).records if r.storage]
+    assert sorted(set(storages)) == list(range(1, 25))
 
 
 @pytest.mark.parametrize(("changes", "path", "allowed"), [
@@ -127,9 +134,9 @@ def test_literal_vif_and_manufacturer_data() -> None:
     p = profile_from_dict(heat(pages=[{"records": [{"vif": "FD 17", "type": "int16",
                                                     "value": 3}],
                                        "manufacturer_data": "AA BB"}]), "x")
-    records, maker, more = parse_records(page_data(p.pages[0], more=False), 0)
-    assert records[0].quantity == "Error flags" and records[0].value == 3
-    assert maker == b"\xaa\xbb" and not more
+    t = telegram(p)
+    assert t.records[0].quantity == "Error flags" and t.records[0].value == 3
+    assert t.manufacturer_data == b"\xaa\xbb" and not t.more_records_follow
 
 
 def test_page_too_long_for_one_telegram() -> None:
