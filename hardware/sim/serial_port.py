@@ -66,6 +66,8 @@ class SimSerial(SerialBase):  # type: ignore[misc]
 
     BAUDRATES = BAUD_RATES
     is_open: bool
+    parmrk = True
+    """Received errors come as PARMRK marks (``hardware.serial_port`` reads this)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.bus: SimBus | None = None
@@ -121,6 +123,8 @@ class SimSerial(SerialBase):  # type: ignore[misc]
             raise ValueError(f"baud rate {self._baudrate!r} is not an M-Bus rate (allowed: {allowed})")
         bus = self.bus
         baud = int(self._baudrate)
+        if baud == bus.master.baud:
+            return  # pyserial reconfigures on every timeout change: keep that cheap
 
         def apply() -> None:
             bus.master.baud = baud
