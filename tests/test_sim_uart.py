@@ -219,18 +219,25 @@ senders = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(senders=senders, rx_baud=st.sampled_from(BAUD_RATES[:6]))
-def test_fast_path_equals_full_model(senders: list[tuple[int, bool, int, float]], rx_baud: int) -> None:
+@given(senders=senders, rx_baud=st.sampled_from(BAUD_RATES[:6]), before=st.integers(0, 255) | st.none())
+def test_fast_path_equals_full_model(
+    senders: list[tuple[int, bool, int, float]], rx_baud: int, before: int | None
+) -> None:
     sim = Simulation(0)
     channel = Channel(sim, "c")
     view = View(sim, "v", [(channel, None)])
     t0 = 1.0
+    if before is not None:  # a character back to back in front of the one decoded
+        tb = 1.0 / senders[0][2]
+        channel.add(CharRecord("s0", t0 - 11 * tb, tb, before, False))
     for i, (value, bad, baud, offset) in enumerate(senders):
         start = t0 if i == 0 else t0 + offset / rx_baud
         channel.add(CharRecord(f"s{i}", start, 1.0 / baud, value, bad))
     fast = view.decode(rx_baud, t0, fast=True)
     full = view.decode(rx_baud, t0, fast=False)
     assert fast == full
+    if len(senders) == 1 and senders[0][2] == rx_baud:
+        assert full == RxChar(senders[0][0], t0 + 10.5 / rx_baud, senders[0][1], False)
 
 
 @settings(max_examples=200, deadline=None)
@@ -243,3 +250,19 @@ def test_lone_character_decodes_to_itself(value: int, bad: bool, baud: int) -> N
     expect = RxChar(value, 0.25 + 10.5 / baud, bad, False)
     assert view.decode(baud, 0.25, fast=False) == expect
     assert view.decode(baud, 0.25, fast=True) == expect
+
+
+def test_fast_path_serves_a_back_to_back_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    windows: list[tuple[float, float]] = []
+    original = View.sampler
+
+    def counting(self: View, t1: float, t2: float):  # type: ignore[no-untyped-def]
+        windows.append((t1, t2))
+        return original(self, t1, t2)
+
+    monkeypatch.setattr(View, "sampler", counting)
+    sim, bus = make_bus()
+    got = collect(bus.add_slave("a"))
+    sim.run_until(bus.master.transmit(RSP_A) + 0.01)
+    assert values(got) == RSP_A
+    assert all(t1 == t2 for t1, t2 in windows)  # only start-bit checks were sampled

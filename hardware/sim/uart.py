@@ -371,7 +371,7 @@ class View:
         tb = 1.0 / baud
         t_end = a + STOP_SAMPLE * tb
         if fast and not self.noisy:
-            recs = self.records(a, t_end)
+            recs = [r for r in self.records(a, t_end) if r.cut > a]  # not ones ended at a
             if len(recs) == 1:
                 rec = recs[0]
                 if (
