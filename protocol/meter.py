@@ -612,6 +612,9 @@ DEVICE_DEFECTS: dict[str, str] = {
 
 EARLY_BITS = 5
 LATE_EXTRA_BITS = 22
+STOP_SAMPLE_LAG_BITS = 0.5
+"""A UART reports a character at its stop-bit sample, half a bit before the stop bit ends:
+the request ended that much after the last RxChar's time."""
 
 
 def defect_names() -> list[str]:
@@ -798,10 +801,11 @@ class MeterCore:
     def _shape_transmit(self, action: Transmit) -> Transmit | None:
         self.answers += 1
         baud = self.link.baud
-        request_end = action.not_before - self.profile.response_delay
+        request_end = (action.not_before - self.profile.response_delay
+                       + STOP_SAMPLE_LAG_BITS / baud)
         is_frame = action.data[:1] != bytes((ACK,))
         data = action.data
-        start = action.not_before
+        start = request_end + self.profile.response_delay
         if "answers_too_early" in self._device_defects:
             start = request_end + EARLY_BITS / baud
         if "answers_too_late" in self._device_defects:
