@@ -167,3 +167,8 @@ class EchoMismatchError(CollisionError):
         self.sent = sent
         self.echoed = echoed
         self.end = end
+
+
+class GarbledAnswerError(LinkError):
+    """Only bytes that form no valid frame came back (noise, a corrupted or cut-off answer),
+    after all retries."""
