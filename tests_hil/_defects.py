@@ -1,0 +1,101 @@
+"""Which scenarios each named defect of the emulated slave must make fail: the one table.
+
+tests/test_suite_defects.py runs the suite with ``--defect NAME`` at the rates given here and
+asserts that the failing test cases are exactly those matching the patterns (every pattern
+matching at least one failure, no failure outside them); docs/scenarios.md prints the table.
+
+A pattern is ``file::function[params]`` with shell wildcards (fnmatch), matched against the
+test id without its directory, e.g. ``test_timing.py::test_answer_delay_within_window[*]``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """The failures one defect must cause, and the rates to run it at."""
+
+    patterns: tuple[str, ...]
+    bauds: tuple[int, ...] = (2400,)
+
+    def matches(self, test_id: str) -> bool:
+        return any(_match(test_id, p) for p in self.patterns)
+
+    def unmatched(self, failed: Iterable[str]) -> list[str]:
+        """Patterns no failure matched (a defect the suite did not catch where intended)."""
+        failed = list(failed)
+        return [p for p in self.patterns if not any(_match(f, p) for f in failed)]
+
+
+def _match(test_id: str, pattern: str) -> bool:
+    """fnmatch with ``*`` and ``?`` only: the brackets of test ids are literal."""
+    escaped = pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]")
+    return fnmatch.fnmatchcase(test_id, escaped)
+
+
+EXPECTED_FAILURES: dict[str, Expected] = {
+    "ignores_fcb": Expected((
+        "test_fcb.py::test_repeated_fcb_repeats_the_telegram",
+        "test_answer_errors.py::test_retry_with_same_fcb_gets_the_same_telegram[corrupt_checksum]",
+        "test_answer_errors.py::test_retry_with_same_fcb_gets_the_same_telegram[truncated]",
+    )),
+    "answers_bad_checksum": Expected((
+        "test_frame_errors.py::test_faulty_short_frame_is_ignored[*-bad_checksum]",
+        "test_frame_errors.py::test_faulty_long_frame_is_ignored[*-bad_checksum]",
+    ), bauds=(300, 9600)),
+    "acks_unsupported_baud": Expected((
+        "test_baud_rate.py::test_unsupported_baud_is_not_acknowledged[*]",
+    )),
+    "acks_at_new_rate": Expected((
+        "test_baud_rate.py::test_baud_switch[*]",
+    ), bauds=(300, 2400)),
+    "answers_too_early": Expected((
+        "test_timing.py::test_answer_delay_within_window[*]",
+    ), bauds=(2400, 9600)),
+    "answers_too_late": Expected((
+        "test_timing.py::test_answer_delay_within_window[*]",
+    ), bauds=(2400, 9600)),
+    "answers_broadcast_255": Expected((
+        "test_addressing.py::test_broadcast_255_is_not_answered[*]",
+    )),
+    "keeps_selection_after_nke": Expected((
+        "test_addressing.py::test_snd_nke_deselects[*]",
+    )),
+    "wildcard_mismatch_manufacturer": Expected((
+        "test_addressing.py::test_wildcard_selection_table[manufacturer-True]",
+        "test_addressing.py::test_wildcard_selection_table[all-True]",
+        "test_addressing.py::test_wildcard_selection_table[id_prefix-True]",
+        "test_addressing.py::test_secondary_search_finds_every_slave",
+        "test_collisions.py::test_wildcard_selecting_two_slaves",
+        "test_collisions.py::test_search_adversarial_population[*]",
+    )),
+    "wrong_checksum_in_answers": Expected((
+        "test_addressing.py::test_req_ud2_at_primary_address_is_answered[*]",
+    )),
+    "ignores_set_address": Expected((
+        "test_addressing.py::test_set_primary_address[*]",
+        "test_addressing.py::test_address_0_is_a_primary_address",
+    )),
+}
+
+
+def defect_descriptions() -> dict[str, str]:
+    """What each defect does, from the engines that implement them."""
+    out: dict[str, str] = {}
+    try:
+        from protocol.link.slave import DEFECTS
+
+        out.update(DEFECTS)
+    except ImportError:
+        pass
+    try:
+        from protocol import meter
+
+        out.update(getattr(meter, "DEVICE_DEFECTS", {}))
+    except ImportError:
+        pass
+    return out

@@ -1,0 +1,63 @@
+"""Adversarial slave populations for collision and search scenarios.
+
+A secondary search is hard where IDs share long prefixes, differ only in the last digit, or
+do not differ at all and only the manufacturer, version or medium tells them apart (the
+hex positions libmbus never searches, MBUS.md "What peers get wrong"). ``adversarial``
+builds such a population around the DUT's own secondary address, deterministically.
+"""
+
+from __future__ import annotations
+
+from protocol.identity import SecondaryAddress
+
+
+def _with_digit(ident: int, position: int, digit: int) -> int:
+    """``ident`` with its decimal digit ``position`` (0 = most significant of 8) replaced."""
+    text = f"{ident:08d}"
+    return int(text[:position] + str(digit) + text[position + 1:])
+
+
+def other_byte(value: int, step: int) -> int:
+    """A byte other than ``value`` and other than the FF wildcard."""
+    return (value + step) % 0xFF if (value + step) % 0xFF != value else (value + 1) % 0xFF
+
+
+def adversarial(dut: SecondaryAddress, count: int) -> list[SecondaryAddress]:
+    """``count`` secondary addresses, all different from each other and from ``dut``.
+
+    In this order, as far as ``count`` goes: the DUT's ID with another manufacturer, another
+    version, another medium; IDs that differ from the DUT only in the last digit; IDs that
+    share 7, 6, ... 1 leading digits with it; then IDs sharing the DUT's first four digits
+    with every last-two-digit combination, each also paired with a twin that differs only
+    in version or medium.
+    """
+    out: list[SecondaryAddress] = []
+    seen = {dut}
+
+    def add(sec: SecondaryAddress) -> None:
+        if len(out) < count and sec not in seen:
+            seen.add(sec)
+            out.append(sec)
+
+    man, ver, med = dut.manufacturer, dut.version, dut.medium
+    add(SecondaryAddress(dut.id, man ^ 0x0001, ver, med))
+    add(SecondaryAddress(dut.id, man, other_byte(ver, 1), med))
+    add(SecondaryAddress(dut.id, man, ver, other_byte(med, 1)))
+    last = dut.id % 10
+    for digit in range(10):
+        if digit != last:
+            add(SecondaryAddress(_with_digit(dut.id, 7, digit), man, ver, med))
+    for shared in range(7, 0, -1):
+        digit = (int(f"{dut.id:08d}"[shared]) + 5) % 10
+        add(SecondaryAddress(_with_digit(dut.id, shared, digit), man, ver, med))
+    prefix = dut.id // 10_000 * 10_000
+    step = 0
+    while len(out) < count and step < 10_000:
+        ident = prefix + (step * 37) % 10_000  # spread over the last four digits
+        add(SecondaryAddress(ident, man, ver, med))
+        add(SecondaryAddress(ident, man, other_byte(ver, 2), med))
+        add(SecondaryAddress(ident, man, ver, other_byte(med, 2)))
+        step += 1
+    if len(out) < count:
+        raise ValueError(f"cannot build {count} adversarial secondary addresses")
+    return out

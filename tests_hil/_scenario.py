@@ -1,0 +1,136 @@
+"""Scenario metadata: one decorator puts the plugin's markers and the catalogue entry on a test.
+
+Every scenario in ``tests_hil`` is written as::
+
+    @scenario(AREA, "link.broadcast", needs=("primary",), severity="critical",
+              fails_when="a frame comes back to a request at address 255")
+    def test_broadcast_255_is_not_answered(master, dut):
+        '''What it checks, in one paragraph (becomes the catalogue's "checks" column).'''
+
+The decorator applies ``pytest.mark.clause(ref, text)``, ``pytest.mark.area(name)``,
+``pytest.mark.needs(*caps)`` and ``pytest.mark.severity(level)`` (the markers of the rig's
+pytest plugin) and keeps the same facts on the function as :class:`ScenarioMeta` so that
+``tests_hil._catalog`` can write docs/scenarios.md without running pytest.
+
+Clause references live in :data:`CLAUSES`, one table, so a reference checked against the
+standard is corrected in one place. They name the part of EN 13757 and the topic; section
+numbers are not given because they differ between editions (2004, 2013, 2018) and the facts
+here come from MBUS.md, not from the standard's text (MBUS.md: "Clause numbers are for labels
+and docs").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
+"""Allure's severity levels, which the plugin passes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """A reference into EN 13757 and what it requires, in a few words."""
+
+    ref: str
+    text: str
+
+
+CLAUSES: dict[str, Clause] = {
+    # EN 13757-2: link layer (FT1.2 frames, addressing, FCB, timing) and physical layer.
+    "link.primary": Clause("EN 13757-2 link layer, A field",
+                           "a slave answers requests at its primary address, and only those"),
+    "link.broadcast": Clause("EN 13757-2 link layer, A field",
+                             "254 is answered by every slave; 255 by none"),
+    "link.address0": Clause("EN 13757-2 link layer, A field",
+                            "address 0 is the unconfigured slave's primary address"),
+    "link.snd_nke": Clause("EN 13757-2 link layer, SND_NKE",
+                           "SND_NKE is acknowledged, resets the link layer and deselects"),
+    "link.frames": Clause("EN 13757-2 / IEC 60870-5-2 FT1.2, frame checks",
+                          "a frame failing any check (parity, start, L, CS, stop, gaps) is "
+                          "discarded and never answered"),
+    "link.answers": Clause("EN 13757-2 link layer, transmission procedure",
+                           "a missing or garbled answer is detected; the master repeats the "
+                           "request with the same FCB and the slave repeats its answer"),
+    "link.fcb": Clause("EN 13757-2 link layer, FCB/FCV",
+                       "a toggled FCB fetches the next telegram, a repeated FCB repeats the last"),
+    "link.collision": Clause("EN 13757-2 physical layer, collisions",
+                             "simultaneous answers are detected as collisions, never read as data"),
+    "link.timing": Clause("EN 13757-2 link layer, timing",
+                          "a slave answers 11 bit times .. 330 bit times + 50 ms after the request"),
+    "link.idle": Clause("IEC 60870-5-1 FT1.2 transmission rules",
+                        "at least 33 bit times of idle line between frames"),
+    "phys.power": Clause("EN 13757-2 physical layer, slave power supply",
+                         "a slave survives bus power loss and is back after its power-up time"),
+    "phys.wiring": Clause("EN 13757-2 physical layer, bus",
+                          "disconnection, shorts and noise lose telegrams, never corrupt them"),
+    # EN 13757-3: application layer, and its network-layer parts (secondary addressing).
+    "net.secondary": Clause("EN 13757-3 secondary addressing (CI 52)",
+                            "selection by ID, manufacturer, version and medium; deselection "
+                            "by a non-matching selection"),
+    "net.wildcards": Clause("EN 13757-3 secondary addressing, wildcards",
+                            "F in an ID nibble, FFFF manufacturer, FF version or medium match "
+                            "anything"),
+    "net.enhanced": Clause("EN 13757-3 enhanced selection",
+                           "selection extended by the fabrication number (VIF 78)"),
+    "net.ci56": Clause("EN 13757-3 CI 56",
+                       "CI 56 is select with an MSB-first mask or deselect: a setting"),
+    "net.search": Clause("EN 13757-3 secondary search",
+                         "a wildcard search finds every slave on the bus"),
+    "app.set_address": Clause("EN 13757-3 SND_UD CI 51, VIF 7A",
+                              "set primary address: acknowledged at the old address, then "
+                              "answered only at the new one"),
+    "app.baud": Clause("EN 13757-2 baud rate switch (CI B8..BF)",
+                       "acknowledged at the old rate, then answered only at the new rate; an "
+                       "unsupported rate is not acknowledged"),
+    "app.reset": Clause("EN 13757-3 application reset (CI 50)",
+                        "acknowledged; the slave keeps its address and rate"),
+    "app.rsp_ud": Clause("EN 13757-3 variable data structure (CI 72)",
+                         "header and records as the meter's profile describes"),
+    "app.alarm": Clause("EN 13757-3 REQ_UD1, alarm (CI 71)",
+                        "REQ_UD1 is answered E5 or with one alarm byte"),
+    "app.status": Clause("EN 13757-3 status byte",
+                         "status bits describe the meter's state; reserved codes unused"),
+    "app.errors": Clause("EN 13757-3 application errors (CI 70)",
+                         "an application error is reported as CI 70 with a defined code"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioMeta:
+    """What the catalogue says about one scenario."""
+
+    area: str
+    clause: Clause
+    needs: tuple[str, ...]
+    severity: str
+    fails_when: str
+
+
+def scenario(area: str, clause: str, *, needs: tuple[str, ...] = (), severity: str = "normal",
+             fails_when: str) -> Callable[[F], F]:
+    """Mark a test function as a conformance scenario (see the module docstring)."""
+    if clause not in CLAUSES:
+        raise KeyError(f"unknown clause key {clause!r} (add it to CLAUSES)")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    ref = CLAUSES[clause]
+    meta = ScenarioMeta(area, ref, tuple(needs), severity, fails_when)
+
+    def apply(fn: F) -> F:
+        if not (fn.__doc__ or "").strip():
+            raise ValueError(f"scenario {fn.__name__} needs a docstring (what it checks)")
+        marked = pytest.mark.clause(ref.ref, ref.text)(fn)
+        marked = pytest.mark.area(area)(marked)
+        if needs:
+            marked = pytest.mark.needs(*needs)(marked)
+        marked = pytest.mark.severity(severity)(marked)
+        marked.__scenario__ = meta  # type: ignore[attr-defined]
+        return marked
+
+    return apply

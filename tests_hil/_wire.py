@@ -1,0 +1,227 @@
+"""The scenarios' vocabulary: requests in M-Bus terms and what may come back.
+
+Only the wire (the ``master`` instrument) is used here. Requests are built with
+``protocol.frames``; single raw exchanges go through ``Master.exchange`` (no retries), so a
+scenario sees exactly what the DUT did with exactly one request. Every check raises an
+``AssertionError`` whose message names the request, what was expected, and what came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from protocol import fields
+from protocol.chars import WireBytes
+from protocol.fields import CI, CI_BY_BAUD, CField, Function, c_field
+from protocol.frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
+from protocol.identity import SecondaryAddress
+from protocol.link.selection import SelectionMask
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def snd_nke(address: int) -> bytes:
+    """SND_NKE (40) to ``address``."""
+    return encode(ShortFrame(int(Function.SND_NKE), address))
+
+
+def req_ud2(address: int, *, fcb: bool = False) -> bytes:
+    """REQ_UD2 (5B, 7B with FCB) to ``address``."""
+    return encode(ShortFrame(c_field(Function.REQ_UD2, fcb=fcb), address))
+
+
+def req_ud1(address: int, *, fcb: bool = False) -> bytes:
+    """REQ_UD1 (5A, 7A with FCB) to ``address``."""
+    return encode(ShortFrame(c_field(Function.REQ_UD1, fcb=fcb), address))
+
+
+def snd_ud(address: int, ci: int, data: bytes = b"", *, fcb: bool = False) -> bytes:
+    """SND_UD (53/73): a control frame without data, a long frame with data."""
+    c = c_field(Function.SND_UD, fcb=fcb)
+    frame: Frame = LongFrame(c, address, ci, data) if data else ControlFrame(c, address, ci)
+    return encode(frame)
+
+
+def set_address_request(address: int, new: int) -> bytes:
+    """SND_UD CI 51, data 01 7A <new> (MBUS.md "Set primary address")."""
+    return snd_ud(address, CI.SET_ADDRESS, bytes((0x01, 0x7A, new)))
+
+
+def baud_request(address: int, baud: int) -> bytes:
+    """SND_UD control frame with CI B8..BF (MBUS.md "Baud switch")."""
+    return snd_ud(address, CI_BY_BAUD[baud])
+
+
+def application_reset(address: int, subcode: int | None = None) -> bytes:
+    """SND_UD CI 50 with an optional subcode byte."""
+    return snd_ud(address, CI.APPLICATION_RESET, b"" if subcode is None else bytes((subcode,)))
+
+
+def exact(sec: SecondaryAddress, fabrication: int | None = None) -> SelectionMask:
+    """The mask that selects exactly ``sec`` (enhanced with ``fabrication`` when given)."""
+    return SelectionMask.of(sec, fabrication)
+
+
+def mask(id_digits: str, manufacturer: int, version: int, medium: int) -> SelectionMask:
+    """A mask from its fields: ``id_digits`` is 8 characters 0-9 or F (wildcard); FFFF, FF,
+    FF are the whole-field wildcards of the others."""
+    return SelectionMask(f"{id_digits}{manufacturer:04X}{version:02X}{medium:02X}".upper())
+
+
+def selection(mask: SelectionMask | bytes, *, ci: int = CI.SELECTION) -> bytes:
+    """SND_UD to 253 with a selection mask (CI 56 sends it MSB first)."""
+    data = mask if isinstance(mask, bytes) else mask.to_bytes(msb_first=ci == CI.SELECTION_56)
+    return snd_ud(fields.ADDRESS_SELECTED, ci, data)
+
+
+def nobody(population: list[SecondaryAddress]) -> SelectionMask:
+    """An exact mask that matches no slave in ``population`` (used to deselect everybody)."""
+    taken = {s.id for s in population}
+    ident = next(i for i in range(99_999_999, 0, -1) if i not in taken)
+    template = population[0] if population else SecondaryAddress(0, 0, 0, 0)
+    return exact(SecondaryAddress(ident, template.manufacturer, template.version,
+                                  template.medium))
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+def outcome(ex: Any) -> str:
+    """The exchange's outcome as a lower-case name: ack, frame, none, garbled, collision."""
+    value = ex.outcome
+    name = getattr(value, "name", None) or getattr(value, "value", None) or str(value)
+    return str(name).lower()
+
+
+def _hex(data: bytes | WireBytes | None) -> str:
+    if data is None:
+        return "-"
+    raw = data.data if isinstance(data, WireBytes) else bytes(data)
+    return raw.hex(" ").upper() or "(nothing)"
+
+
+def describe(ex: Any) -> str:
+    """One line: what was sent, what came back, and when."""
+    received = getattr(ex, "received", None)
+    got = _hex(bytes(ch.value for ch in received)) if received else "(nothing)"
+    delay = getattr(ex, "response_delay", None)
+    when = f" after {delay * 1000:.1f} ms" if isinstance(delay, float) else ""
+    error = getattr(ex, "error", None)
+    why = f" ({error})" if error else ""
+    return f"sent {_hex(getattr(ex, 'request', None))}, got {got}{when}: {outcome(ex)}{why}"
+
+
+def ask(master: Any, request: bytes | WireBytes, expect: str = "any") -> Any:
+    """One raw exchange, no retries."""
+    return master.exchange(request, expect=expect)
+
+
+def expect_silence(master: Any, request: bytes | WireBytes, what: str) -> Any:
+    """Send ``request``; nothing at all may come back within the response window."""
+    ex = ask(master, request)
+    assert outcome(ex) == "none", f"{what}: expected no answer, but {describe(ex)}"
+    return ex
+
+
+def expect_ack(master: Any, request: bytes | WireBytes, what: str) -> Any:
+    """Send ``request``; the answer must be the single character E5."""
+    ex = ask(master, request)
+    assert outcome(ex) == "ack", f"{what}: expected E5, but {describe(ex)}"
+    return ex
+
+
+def expect_answer(master: Any, request: bytes | WireBytes, what: str,
+                  *, address: int | None = None) -> LongFrame:
+    """Send ``request``; the answer must be a valid RSP_UD (from ``address`` if given)."""
+    ex = ask(master, request)
+    assert outcome(ex) == "frame", f"{what}: expected an RSP_UD, but {describe(ex)}"
+    frame = ex.frame
+    assert isinstance(frame, LongFrame | ControlFrame), f"{what}: not a long frame: {frame}"
+    assert CField(frame.c).is_rsp_ud(), f"{what}: C field {frame.c:02X} is not RSP_UD"
+    if address is not None:
+        assert frame.a == address, f"{what}: answer from address {frame.a}, expected {address}"
+    return frame  # type: ignore[return-value]
+
+
+def no_false_data(ex: Any, reference: bytes, what: str) -> bool:
+    """True when the exchange delivered a frame. A delivered frame must be byte for byte the
+    clean ``reference`` telegram: a corrupted telegram accepted as data fails here."""
+    if outcome(ex) != "frame":
+        return False
+    got = encode(ex.frame)
+    assert got == reference, (f"{what}: a telegram that differs from the clean one was accepted "
+                              f"as data: {_hex(got)} instead of {_hex(reference)}")
+    return True
+
+
+def is_ack(frame: Any) -> bool:
+    return isinstance(frame, SingleChar)
+
+
+# --- rig state -------------------------------------------------------------------------------
+
+
+def dut_secondary(master: Any, dut: Any) -> SecondaryAddress:
+    """The DUT's secondary address: as configured, else from its RSP_UD header."""
+    if getattr(dut, "secondary", None) is not None:
+        return dut.secondary  # type: ignore[no-any-return]
+    header = master.req_ud2(dut.address).telegram.header
+    assert header is not None, "the DUT's RSP_UD carries no long header: no secondary address"
+    return SecondaryAddress(header.id, header.manufacturer, header.version, header.medium)
+
+
+def bus_secondaries(rig: Any) -> list[SecondaryAddress]:
+    """Secondary addresses of every slave the rig knows on the bus."""
+    return [d.secondary for d in rig.duts if getattr(d, "secondary", None) is not None]
+
+
+def bus_addresses(rig: Any) -> set[int]:
+    """Primary addresses in use on the bus."""
+    return {d.address for d in rig.duts}
+
+
+def free_address(rig: Any, *, avoid: set[int] | None = None) -> int:
+    """A primary address 1..250 no slave uses (highest first)."""
+    used = bus_addresses(rig) | (avoid or set())
+    return next(a for a in range(fields.PRIMARY_MAX, 0, -1) if a not in used)
+
+
+def deselect_all(master: Any, rig: Any) -> None:
+    """Leave no slave selected: a selection that matches nobody deselects everybody."""
+    ask(master, selection(nobody(bus_secondaries(rig))))
+
+
+@contextmanager
+def primary_address(master: Any, dut: Any, new: int) -> Iterator[None]:
+    """Move the DUT to ``new`` for the block, then back (the restore is checked)."""
+    old = dut.address
+    expect_ack(master, set_address_request(old, new), f"set address {old} -> {new}")
+    try:
+        yield
+    finally:
+        ex = ask(master, set_address_request(new, old))
+        if outcome(ex) != "ack":
+            # the DUT may not have moved (a defect): make sure it is at ``old`` again
+            ask(master, set_address_request(old, old))
+
+
+def page_records(frame: LongFrame) -> bytes:
+    """A telegram's data after the 12-byte header (records only: header fields such as the
+    access number may change between readouts)."""
+    return frame.data[12:] if frame.ci == CI.RSP_VARIABLE else frame.data
+
+
+def supported_bauds(dut: Any) -> tuple[int, ...] | None:
+    """The rates the DUT supports, from its configuration or profile (None: unknown)."""
+    bauds = getattr(dut, "bauds", None)
+    if bauds is None:
+        bauds = getattr(getattr(dut, "profile", None), "bauds", None)
+    return tuple(bauds) if bauds else None
+
+
+def master_baud(master: Any) -> int:
+    """The master's current rate."""
+    baud = getattr(master, "baud", None)
+    return int(baud if baud is not None else master.port.baud)

@@ -1,0 +1,108 @@
+"""Collisions: several slaves answering at once are detected and never read as data."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import fields
+from protocol.errors import LinkError
+from protocol.identity import SecondaryAddress
+from protocol.timing import frame_time
+from tests_hil import _wire as w
+from tests_hil._population import adversarial
+from tests_hil._scenario import scenario
+
+AREA = "collisions"
+
+
+def _twin(sec: SecondaryAddress) -> SecondaryAddress:
+    """A slave whose ID differs from ``sec`` only in the last digit."""
+    return SecondaryAddress(sec.id - sec.id % 10 + (sec.id + 1) % 10, sec.manufacturer,
+                            sec.version, sec.medium)
+
+
+@scenario(AREA, "link.collision", needs=("multi_slave",), severity="critical",
+          fails_when="the overlapping answers of two slaves are delivered as a valid RSP_UD")
+def test_two_slaves_at_one_primary_address_collide(master, dut, sim_population):
+    """A second slave at the DUT's primary address: REQ_UD2 there draws two overlapping
+    answers, which the master reports as a collision (or garbled answer), never as data;
+    with retries, the read fails with a link error."""
+    sim_population.add([_twin(w.dut_secondary(master, dut))], address=dut.address)
+    ex = w.ask(master, w.req_ud2(dut.address))
+    assert w.outcome(ex) in ("collision", "garbled"), (
+        f"two slaves at address {dut.address}: expected a collision, but {w.describe(ex)}")
+    with pytest.raises(LinkError):
+        master.req_ud2(dut.address)
+
+
+@scenario(AREA, "link.collision", needs=("multi_slave", "secondary", "wildcard_selection"),
+          severity="critical",
+          fails_when="the wildcard selection of two slaves gets no answer, their overlapping "
+                     "RSP_UDs are read as data, or the search misses one of them")
+def test_wildcard_selecting_two_slaves(master, dut, rig, sim_population):
+    """A wildcard selection matching the DUT and a twin (differing in the last ID digit) is
+    answered (their E5s may merge into one clean E5, or collide); REQ_UD2 at 253 then draws
+    two answers, detected as a collision; a secondary search resolves both."""
+    sec = w.dut_secondary(master, dut)
+    twin = _twin(sec)
+    sim_population.add([twin], address=0)
+    w.deselect_all(master, rig)
+    try:
+        digits = f"{sec.id:08d}"[:7] + "F"
+        ex = w.ask(master, w.selection(w.mask(digits, sec.manufacturer, sec.version,
+                                                     sec.medium)))
+        assert w.outcome(ex) in ("ack", "collision", "garbled"), (
+            f"selection matching two slaves: expected E5s, but {w.describe(ex)}")
+        ex = w.ask(master, w.req_ud2(fields.ADDRESS_SELECTED))
+        assert w.outcome(ex) in ("collision", "garbled"), (
+            f"two selected slaves: expected a collision, but {w.describe(ex)}")
+    finally:
+        w.deselect_all(master, rig)
+    found = set(master.search_secondary().found)
+    assert {sec, twin} <= found, f"the search missed {sorted(map(str, {sec, twin} - found))}"
+
+
+@scenario(AREA, "link.answers", needs=("collision_injector",), severity="critical",
+          fails_when="the answer corrupted by the injector is read as data, or the retry "
+                     "does not bring a clean answer")
+def test_injected_collision_is_detected_and_retried(master, dut, rig, faults):
+    """The collision injector holds the bus at space during the DUT's answer: that answer
+    is detected as garbled, and the master's retry (same FCB) reads the telegram cleanly."""
+    w.expect_ack(master, w.snd_nke(dut.address), "SND_NKE before the readout")
+    clean = w.expect_answer(master, w.req_ud2(dut.address, fcb=True), "clean REQ_UD2")
+    delay = w.ask(master, w.req_ud2(dut.address, fcb=True)).response_delay
+    baud = master.baud
+    start = rig.clock.now() + frame_time(5, baud) + delay + frame_time(3, baud)
+    faults.inject("collision", at=start, duration=frame_time(2, baud))
+    ex = w.ask(master, w.req_ud2(dut.address, fcb=True))
+    assert w.outcome(ex) in ("garbled", "collision"), (
+        f"answer under the collision injector: expected garbled, but {w.describe(ex)}")
+    reply = master.req_ud2(dut.address)
+    assert w.page_records(reply.frame) == w.page_records(clean), "the retried readout differs"
+
+
+SEARCH_SIZES = [2, 10, 250]
+
+
+@pytest.mark.parametrize("slaves", SEARCH_SIZES)
+@scenario(AREA, "net.search", needs=("multi_slave", "secondary", "wildcard_selection"),
+          severity="critical",
+          fails_when="the search misses a slave or reports one that is not there "
+                     "(probes are recorded, without a limit)")
+def test_search_adversarial_population(master, dut, rig, sim_population, measure, slaves):
+    """A secondary search over 2, 10 and 250 slaves (the DUT plus slaves whose IDs share
+    prefixes with it, differ only in the last digit, or are equal and differ only in
+    manufacturer, version or medium) finds every one of them; the number of probes is
+    recorded as a measurement."""
+    sec = w.dut_secondary(master, dut)
+    others = adversarial(sec, slaves - 1)
+    sim_population.add(others, address=0)
+    w.deselect_all(master, rig)
+    result = master.search_secondary()
+    found = set(result.found)
+    expected = set(others) | {sec} | set(w.bus_secondaries(rig))
+    measure(f"search_probes_{slaves}", result.probes, "probes")
+    assert expected <= found, f"the search missed {len(expected - found)}: " \
+                              f"{sorted(map(str, expected - found))[:10]}"
+    assert found <= expected, f"the search reports slaves not on the bus: " \
+                              f"{sorted(map(str, found - expected))[:10]}"
