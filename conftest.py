@@ -1,17 +1,22 @@
-"""Root conftest: registers the rig's pytest plugin when it is not installed as an entry point.
+"""Root conftest: registers the rig's pytest plugin when pytest did not load it already.
 
 Installed with ``pip install -e .``, pytest loads ``fixtures.plugin`` through the ``mbus-rig``
-pytest11 entry point; running from a bare checkout it is loaded from here instead.
+pytest11 entry point. It is registered from here instead when the entry point is not
+installed (a bare checkout) or not loaded (``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set), unless
+``-p mbus-rig`` / ``-p fixtures.plugin`` loaded it already.
+
+``pytest_addhooks`` runs as this conftest is registered (before options are parsed), so the
+plugin's options (``--rig``, ``--baud``, ...) exist in every case; a ``pytest_plugins``
+list could not tell whether the entry point already registered the same module.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+from typing import Any
+
+PLUGIN_NAMES = ("mbus-rig", "fixtures.plugin")
 
 
-def _plugin_installed() -> bool:
-    return any(ep.name == "mbus-rig" for ep in importlib.metadata.entry_points(group="pytest11"))
-
-
-if not _plugin_installed():
-    pytest_plugins = ["fixtures.plugin"]
+def pytest_addhooks(pluginmanager: Any) -> None:
+    if not any(pluginmanager.has_plugin(name) for name in PLUGIN_NAMES):
+        pluginmanager.import_plugin("fixtures.plugin")

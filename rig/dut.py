@@ -130,3 +130,36 @@ class DutProgram:
             self._final = self.output()
             self._log.close()
         return self._final
+
+
+class EmulatedControl:
+    """:class:`DutControl` of an emulated slave on the simulated bus (a SimMeter's core).
+
+    It reaches the core through the SimMeter each time, so it follows a core the rig
+    replaces (a new baud rate). ``trace()`` is the part of the rig trace this slave sent.
+    """
+
+    def __init__(self, meter: Any, trace: Any) -> None:
+        self._meter = meter
+        self._trace = trace
+
+    def arm(self, kind: str, count: int = 1, **params: Any) -> None:
+        self._meter.core.arm(kind, count, **params)
+
+    def disarm(self) -> None:
+        self._meter.core.disarm()
+
+    def set_defects(self, names: Iterable[str]) -> None:
+        self._meter.core.set_defects(names)
+
+    def identity(self) -> dict[str, Any]:
+        core = self._meter.core
+        ident = core.identity
+        return {"secondary": str(ident), "manufacturer": ident.manufacturer_letters,
+                "address": core.address, "baud": core.baud,
+                "defects": sorted(core.defects)}
+
+    def trace(self) -> list[dict[str, Any]]:
+        name = self._meter.name
+        return [e for e in self._trace.to_json()
+                if name in str(e.get("source", "")).split("+")]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from protocol.errors import ConfigError, HardwareError, MBusRigError
 from protocol.identity import SecondaryAddress
 
 from .config import SIM_URL_SCHEME, DutConfig, RigConfig
-from .dut import Dut, DutProgram, expand_command
+from .dut import Dut, DutProgram, EmulatedControl, expand_command
 from .safety import RigLock, SafeStateGuard, lock_path_for
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,8 @@ class Rig:
         self._bridges: list[Any] = []
         self._programs: list[DutProgram] = []
         self._extra_slaves: list[Dut] = []
+        self.exchange_listeners: list[Callable[[Any], None]] = []
+        """Called with every ``Exchange`` the master completes (the report's steps)."""
         self._baud = config.master.baud
         self._opened = False
         self._closed = False
@@ -272,8 +274,19 @@ class Rig:
         self.port = SerialBusPort(url, self.clock, baud=cfg.baud, echo=cfg.echo)
         self.guard.add("master port", self.port.close)
         trace = None if self.bus is not None else self.trace  # the sim bus taps the wire
-        self.master = Master(self.port, self.clock, retries=cfg.retries, echo=cfg.echo,
-                             trace=trace)
+        self.master = Master(self.port, self.clock, retries=cfg.retries, trace=trace)
+        self.master.run = self._observed(self.master.run)  # type: ignore[method-assign]
+
+    def _observed(self, run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``Master.run`` (every request goes through it) telling the exchange listeners."""
+
+        def observed_run(request: Any) -> Any:
+            exchange = run(request)
+            for listener in list(self.exchange_listeners):
+                listener(exchange)
+            return exchange
+
+        return observed_run
 
     def reset_bus_settings(self) -> None:
         """The simulated bus's fault settings as the rig file has them."""
@@ -307,16 +320,12 @@ class Rig:
         if profile is None:
             profile = self._load_profile(dut_cfg.profile if dut_cfg else None)
         profile = _with_identity(profile, address, secondary)
-        baud = dut_cfg.baud if dut_cfg is not None else self._baud
-        endpoint = self.bus.add_slave(name, baud)
-        core = MeterCore(profile)
-        if dut_cfg is not None and dut_cfg.defects:
-            core.set_defects(dut_cfg.defects)
-        meter = SimMeter(endpoint, core)
+        defects = dut_cfg.defects if dut_cfg is not None else frozenset()
+        meter = SimMeter.on_bus(self.bus, MeterCore(profile, defects=defects), name=name)
         return Dut(name=name, kind="emulated", address=profile.address,
                    secondary=profile.secondary, capabilities=caps, profile=profile,
-                   control=meter.control() if hasattr(meter, "control") else meter,
-                   bauds=tuple(profile.bauds), extra={"endpoint": endpoint, "meter": meter})
+                   control=EmulatedControl(meter, self.trace), bauds=tuple(profile.bauds),
+                   extra={"endpoint": meter.endpoint, "meter": meter})
 
     def _load_profile(self, spec: str | None) -> Any:
         from protocol.meter import heat_meter_profile
@@ -358,14 +367,13 @@ class Rig:
                    control=control)
 
     def _agent_control(self, dut_cfg: DutConfig) -> Any:
-        from rig.agent.client import AgentClient
+        from rig.agent.client import AgentClient, read_token_file
 
         assert dut_cfg.url is not None and dut_cfg.token_file is not None
         try:
-            token = dut_cfg.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{self.config.source}: dut.{dut_cfg.name}.token_file: "
-                              f"{dut_cfg.token_file}: {exc.strerror}") from None
+            token = read_token_file(dut_cfg.token_file)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.config.source}: dut.{dut_cfg.name}: {exc}") from None
         return AgentClient(dut_cfg.url, token)
 
     @property
@@ -427,12 +435,9 @@ class Rig:
                 raise NotSupportedError(f"DUT {d.name} does not support {baud} Bd (it supports "
                                         f"{', '.join(map(str, d.bauds))})")
         for d in self.duts:
-            endpoint = d.extra.get("endpoint")
-            if d.kind == "emulated" and endpoint is not None:
-                endpoint.baud = baud
-                meter = d.extra.get("meter")
-                if meter is not None and hasattr(meter, "set_baud"):
-                    meter.set_baud(baud)
+            meter = d.extra.get("meter")
+            if meter is not None:
+                _restart_at(meter, baud)
             elif "baud_switch" in d.capabilities:
                 self.master.switch_baud(d.address, baud)
             else:
@@ -464,10 +469,7 @@ class Rig:
 
     def remove_extra_slaves(self) -> None:
         while self._extra_slaves:
-            d = self._extra_slaves.pop()
-            endpoint = d.extra.get("endpoint")
-            if endpoint is not None and self.bus is not None:
-                self.bus.remove_slave(endpoint)
+            self._extra_slaves.pop().extra["meter"].remove()
 
     # --- safe state and closing -----------------------------------------------------------------
 
@@ -535,6 +537,22 @@ class Population:
     def clear(self) -> None:
         self._rig.remove_extra_slaves()
         self.slaves.clear()
+
+
+def _restart_at(meter: Any, baud: int) -> None:
+    """An emulated slave starting over at ``baud``, as if powered up with that rate set:
+    same profile, defects and armed faults (the rig puts it there without a baud switch on
+    the wire, so scenarios at every rate start alike)."""
+    from dataclasses import replace
+
+    from protocol.meter import MeterCore
+
+    old = meter.core
+    core = MeterCore(replace(old.profile, baud=baud), defects=old.defects)
+    for fault in old.armed:
+        core.arm(fault.kind, fault.remaining, **dict(fault.params))
+    meter.core = core
+    meter.endpoint.baud = baud
 
 
 def _with_identity(profile: Any, address: int | None, secondary: SecondaryAddress | None) -> Any:

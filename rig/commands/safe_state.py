@@ -1,0 +1,70 @@
+"""``mbus-rig safe-state [--rig FILE]``: release every fault line of a rig, now.
+
+For CI's always-run step after a cancelled job, and for a person at the bench. It needs no
+lock (the session that held the rig may be the one that died), touches only the GPIO lines
+(and asks an agent DUT to disarm its faults), and exits non-zero if any line could not be
+released.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hardware.lines import FaultLines
+from protocol.errors import HardwareError, MBusRigError
+from rig.config import RigConfig, load_config
+from rig.safety import RigLock, lock_path_for
+
+AGENT_TIMEOUT_S = 3.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "safe-state", help="release every fault line of the rig (CI always-run step)",
+        description="Put the rig in its safe state: every fault line released (healthy bus), "
+                    "faults armed in an agent DUT disarmed.")
+    parser.add_argument("--rig", default="sim", metavar="sim|FILE",
+                        help="the rig file (default: the built-in simulated rig)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.rig)
+    holder = RigLock(lock_path_for(cfg.name, cfg.source)).holder()
+    if holder is not None:
+        print(f"note: rig {cfg.name!r} is in use by pid {holder}; releasing its lines anyway",
+              file=sys.stderr)
+    lines = safe_state(cfg)
+    print(lines)
+    return 0
+
+
+def safe_state(cfg: RigConfig) -> str:
+    """Release every fault line in ``cfg`` (and disarm agent DUTs); a one-line report.
+    Raises HardwareError when a line could not be released."""
+    from hardware.gpio.factory import open_backend
+
+    backend = open_backend(cfg.gpio.backend)
+    lines = FaultLines.from_specs(backend, cfg.gpio.lines)  # set up = driven released
+    report = lines.close()
+    if not report.ok:
+        raise HardwareError(f"rig {cfg.name!r}: {report}")
+    notes = [f"rig {cfg.name!r}: {report} ({', '.join(report.released) or 'no lines'}; "
+             f"GPIO backend {backend.name})"]
+    for dut in cfg.duts:
+        if dut.kind == "agent":
+            notes.append(_disarm_agent(cfg, dut.name))
+    return "\n".join(notes)
+
+
+def _disarm_agent(cfg: RigConfig, name: str) -> str:
+    dut = cfg.dut(name)
+    try:
+        from rig.agent.client import AgentClient, read_token_file
+
+        assert dut.url is not None and dut.token_file is not None
+        AgentClient(dut.url, read_token_file(dut.token_file), timeout=AGENT_TIMEOUT_S).disarm()
+    except MBusRigError as exc:
+        return f"DUT {name}: agent at {dut.url} not disarmed ({exc})"
+    return f"DUT {name}: agent faults disarmed"

@@ -1,0 +1,76 @@
+"""Measurements with limits (fixtures/measurements.py) and the report files (rig/report.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from fixtures.measurements import Measurement, measurements_table
+from protocol.errors import ConfigError
+from rig.config import builtin_sim_config
+from rig.report import CATEGORIES, dut_identity, rig_properties, write_categories, write_environment
+
+
+@pytest.mark.parametrize("value, low, high, outcome", [
+    (0.050, 0.0046, 0.1875, "pass"),
+    (0.1875, 0.0046, 0.1875, "marginal"),  # on the limit: inside, but no margin
+    (0.180, 0.0046, 0.1875, "marginal"),   # within 10 % of the span of the high limit
+    (0.010, 0.0046, 0.1875, "marginal"),   # near the low limit
+    (0.200, 0.0046, 0.1875, "fail"),
+    (0.004, 0.0046, 0.1875, "fail"),
+    (None, 0.0, 1.0, "fail"),
+    (float("nan"), 0.0, 1.0, "fail"),
+    (3, None, 2, "fail"),
+    (1.5, None, 2, "pass"),                # one limit: the band is 10 % of its magnitude
+    (1.9, None, 2, "marginal"),
+    (7, None, None, "pass"),               # no limits: recorded only
+])
+def test_measurement_outcome(value, low, high, outcome):
+    assert Measurement("response delay", value, "s", low, high).outcome == outcome
+
+
+def test_measurement_rejects_bad_input():
+    with pytest.raises(ConfigError, match="low limit 2 is above high limit 1"):
+        Measurement("x", 1.5, "", 2, 1)
+    with pytest.raises(ConfigError, match="value must be a number"):
+        Measurement("x", "fast", "")  # type: ignore[arg-type]
+
+
+def test_measurement_text_and_table():
+    ok = Measurement("retries", 1, "", 0, 2)
+    bad = Measurement("response delay", 0.25, "s", 0.0046, 0.1875)
+    assert bad.describe() == "response delay = 0.25 s, limits [0.0046, 0.1875] s: FAIL"
+    table = measurements_table([ok, bad]).splitlines()
+    assert table[0].split() == ["measurement", "value", "unit", "low", "high", "outcome"]
+    assert table[2].split()[-1] == "FAIL" and "0.1875" in table[2]
+    assert bad.to_json()["outcome"] == "fail"
+
+
+def test_environment_properties_are_java_properties(tmp_path):
+    cfg = builtin_sim_config(seed=42)
+    props = rig_properties(cfg, cfg.duts[0], bauds=[2400, 9600], identity="id=1: x")
+    path = write_environment(tmp_path, props)
+    text = path.read_text()
+    entries = dict(line.split("=", 1) for line in text.splitlines())
+    assert entries["rig"] == "sim" and entries["mode"] == "sim" and entries["seed"] == "42"
+    assert entries["baud"] == "2400,9600"
+    assert entries["dut.identity"] == r"id\=1\: x"
+    assert re.fullmatch(r"[0-9a-f]{4,}(\+dirty)?|unknown", entries["git.revision"])
+    assert "meter (emulated)" in entries["dut"]
+
+
+def test_categories_json(tmp_path):
+    data = json.loads(write_categories(tmp_path).read_text())
+    assert [c["name"] for c in data] == ["Rig fault", "Timing", "Protocol violation"]
+    rig_fault, timing, violation = CATEGORIES
+    assert re.match(str(rig_fault["traceRegex"]), "raise HardwareError('relay')")
+    assert re.match(str(timing["messageRegex"]), "AssertionError: response delay 0.3 s too late")
+    assert not re.match(str(timing["messageRegex"]), "AssertionError: no answer to REQ_UD2")
+    assert re.match(str(violation["messageRegex"]), "anything\nat all")
+
+
+def test_dut_identity_from_config():
+    cfg = builtin_sim_config()
+    assert dut_identity(cfg.duts[0]) == "meter (emulated), primary 5"

@@ -1,0 +1,190 @@
+"""Safe state and the rig lock (rig/safety.py): every exit path releases the fault lines.
+
+The exit paths that end a process (SIGTERM, SIGINT, atexit) run in a child process whose
+simulated GPIO logs every level change to a file; the parent reads the file afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hardware.gpio import SimGpio
+from hardware.lines import FaultLines
+from rig.config import SIM_LINES
+from rig.safety import RigBusyError, RigLock, SafeStateGuard, lock_path_for
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD_TIMEOUT_S = 20
+
+
+def _lines() -> tuple[SimGpio, FaultLines]:
+    gpio = SimGpio()
+    return gpio, FaultLines.from_specs(gpio, SIM_LINES)
+
+
+# --- the guard, in process -------------------------------------------------------------------
+
+
+def test_guard_runs_every_action_once_even_when_one_fails():
+    calls: list[str] = []
+
+    def broken() -> None:
+        calls.append("broken")
+        raise RuntimeError("relay stuck")
+
+    guard = SafeStateGuard([("broken", broken), ("lines", lambda: calls.append("lines"))])
+    assert guard.trigger("close") is True
+    assert guard.trigger("exit") is False
+    assert calls == ["broken", "lines"]
+    assert guard.triggered_by == "close"
+    assert guard.failures == ["broken: relay stuck"]
+
+
+def test_guard_releases_asserted_fault_lines():
+    gpio, lines = _lines()
+    lines["bus_power_cut"].assert_()
+    lines["noise"].assert_()
+    assert set(lines.asserted()) == {"bus power cut", "noise"}
+    SafeStateGuard([("lines", lines.safe_state)]).trigger("close")
+    assert lines.asserted() == []
+    assert gpio.level(17) is False  # active high, released = low
+
+
+def test_guard_install_and_uninstall_restore_signal_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    guard = SafeStateGuard().install()
+    assert signal.getsignal(signal.SIGTERM) != before
+    guard.uninstall()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+# --- the lock --------------------------------------------------------------------------------
+
+
+def test_second_holder_is_refused_with_the_holders_pid(tmp_path):
+    path = tmp_path / "rig.lock"
+    with RigLock(path, rig_name="bench"):
+        with pytest.raises(RigBusyError) as info:
+            RigLock(path, rig_name="bench").acquire()
+        message = str(info.value)
+        assert f"pid {os.getpid()}" in message and "'bench'" in message and str(path) in message
+        assert RigLock(path).holder() == str(os.getpid())
+    assert RigLock(path).holder() is None
+    RigLock(path).acquire().release()  # free again
+
+
+def test_lock_paths_differ_per_rig_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MBUS_RIG_LOCK_DIR", str(tmp_path))
+    a = lock_path_for("bench", "/etc/a.toml")
+    assert a.parent == tmp_path
+    assert a != lock_path_for("bench", "/etc/b.toml")
+    assert a == lock_path_for("bench", "/etc/a.toml")
+
+
+LOCK_CHILD = """
+import sys
+from pathlib import Path
+from rig.safety import RigLock
+lock = RigLock(Path(sys.argv[1]), rig_name="bench").acquire()
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _wait_line(proc: subprocess.Popen[str], expected: str) -> None:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], CHILD_TIMEOUT_S)
+    assert ready, f"child did not print {expected!r} in time"
+    line = proc.stdout.readline().strip()
+    assert line == expected, (line, proc.stderr.read() if proc.stderr else "")
+
+
+def test_lock_held_by_another_process_and_freed_when_it_dies(tmp_path):
+    path = tmp_path / "rig.lock"
+    proc = subprocess.Popen([sys.executable, "-c", LOCK_CHILD, str(path)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_line(proc, "locked")
+        with pytest.raises(RigBusyError, match=f"pid {proc.pid}"):
+            RigLock(path, rig_name="bench").acquire()
+    finally:
+        proc.kill()  # SIGKILL: no cleanup at all, the kernel still drops the flock
+        proc.wait(CHILD_TIMEOUT_S)
+    RigLock(path).acquire().release()
+
+
+# --- exit paths that end the process -----------------------------------------------------------
+
+GUARD_CHILD = """
+import signal, sys
+from pathlib import Path
+from hardware.gpio import SimGpio
+from hardware.lines import FaultLines
+from rig.config import SIM_LINES
+from rig.safety import SafeStateGuard
+
+log = open(sys.argv[1], "a", buffering=1)
+gpio = SimGpio()
+for line in SIM_LINES:
+    gpio.on_change(line.pin, lambda pin, level: log.write(f"{pin} {int(level)}\\n"))
+lines = FaultLines.from_specs(gpio, SIM_LINES)
+guard = SafeStateGuard([("fault lines", lines.safe_state)]).install()
+lines["bus_power_cut"].assert_()
+lines["bus_short"].assert_()
+mode = sys.argv[2]
+print("ready", flush=True)
+if mode == "exit":
+    sys.exit(3)          # no close(): only atexit can release the lines
+if mode == "raise":
+    raise RuntimeError("a fixture blew up")
+try:
+    signal.pause()       # the parent sends SIGTERM or SIGINT
+except KeyboardInterrupt as exc:
+    log.write(f"interrupted {exc}\\n")
+    sys.exit(130)
+"""
+
+
+def _levels(log: Path) -> dict[int, int]:
+    """The last level logged for each pin."""
+    levels: dict[int, int] = {}
+    for row in log.read_text().splitlines():
+        parts = row.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            levels[int(parts[0])] = int(parts[1])
+    return levels
+
+
+@pytest.mark.parametrize("mode, signum, status", [
+    ("wait", signal.SIGTERM, 130),
+    ("wait", signal.SIGINT, 130),
+    ("exit", None, 3),
+    ("raise", None, 1),
+])
+def test_every_exit_path_releases_the_fault_lines(tmp_path, mode, signum, status):
+    log = tmp_path / "gpio.log"
+    proc = subprocess.Popen([sys.executable, "-c", GUARD_CHILD, str(log), mode], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_line(proc, "ready")
+        assert _levels(log) == {17: 1, 22: 1}  # both faults on before the exit
+        if signum is not None:
+            proc.send_signal(signum)
+        assert proc.wait(CHILD_TIMEOUT_S) == status
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _levels(log) == {17: 0, 22: 0}
+    if signum is not None:
+        assert f"interrupted {signal.Signals(signum).name}" in log.read_text()
+        assert "rig put in safe state" in (proc.stderr.read() if proc.stderr else "")
