@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from protocol.errors import HardwareError
 from rig.config import load_config
@@ -110,7 +111,7 @@ def _run_pytest(cmd: list[str]) -> int:
     """Run pytest; a SIGTERM/SIGINT to us is passed on, and pytest gets a bounded time to
     put the rig in safe state before it is killed."""
     proc = subprocess.Popen(cmd)
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def forward(signum: int, frame: FrameType | None) -> None:
         if proc.poll() is None:
