@@ -50,10 +50,29 @@ def population_2400(slaves: int = 250) -> tuple[int, float]:
     return received[0] + got[0], sim.now()
 
 
+def broadcast_collisions(slaves: int = 250, rounds: int = 4) -> tuple[int, float]:
+    """Every slave answers a broadcast REQ_UD2 (address 254) at once: a 250-way collision."""
+    sim = Simulation(3)
+    bus = SimBus(sim, master_baud=2400)
+    for i in range(1, slaves + 1):
+        rsp = frames.encode(frames.LongFrame(0x08, i, 0x72, bytes([i]) * 51))
+        ScriptedSlave(bus.add_slave(f"m{i}", 2400), lambda raw, rsp=rsp: rsp, delay=0.01)
+    got = [0]
+    bus.master.on_receive = lambda ch: got.__setitem__(0, got[0] + 1)
+    for _ in range(rounds):
+        end = bus.master.transmit(frames.encode(frames.ShortFrame(0x5B, 0xFE)))
+        sim.run_until(end + 0.01 + 60 * 11 / 2400 + 0.05)
+    return got[0] + rounds * 5 * slaves, sim.now()
+
+
 def main() -> None:
     total_chars = 0
     total_wall = 0.0
-    for name, fn in (("300 Bd long frames", long_frames_300), ("250 slaves at 2400 Bd", population_2400)):
+    for name, fn in (
+        ("300 Bd long frames", long_frames_300),
+        ("250 slaves at 2400 Bd", population_2400),
+        ("250-way collisions", broadcast_collisions),
+    ):
         t0 = time.perf_counter()
         chars, bus_time = fn()
         wall = time.perf_counter() - t0

@@ -364,6 +364,7 @@ class SimBus:
         if ep._echo is not None:
             ep._echo.detach()
         self.slaves.remove(ep)
+        self.up.forget(ep.name)
         if ep in self.disconnect_targets:
             self.disconnect_targets.remove(ep)
 

@@ -128,54 +128,93 @@ class Segment:
 Record = CharRecord | Segment
 
 
+class _Track:
+    """Characters sorted by start time, for range queries."""
+
+    __slots__ = ("chars", "starts", "longest", "prune_at")
+
+    def __init__(self) -> None:
+        self.chars: list[CharRecord] = []
+        self.starts: list[float] = []
+        self.longest = 0.0
+        self.prune_at = PRUNE_AT
+
+    def add(self, rec: CharRecord, now: float) -> None:
+        if len(self.chars) >= self.prune_at:
+            keep = [r for r in self.chars if r.cut >= now - KEEP_S]
+            self.chars = keep
+            self.starts = [r.t0 for r in keep]
+            self.prune_at = max(PRUNE_AT, 2 * len(keep))
+        i = bisect.bisect_right(self.starts, rec.t0)
+        self.starts.insert(i, rec.t0)
+        self.chars.insert(i, rec)
+        self.longest = max(self.longest, rec.end - rec.t0)
+
+    def records(self, t1: float, t2: float) -> list[CharRecord]:
+        lo = bisect.bisect_left(self.starts, t1 - self.longest)
+        hi = bisect.bisect_right(self.starts, t2)
+        return [r for r in self.chars[lo:hi] if r.cut >= t1]
+
+    def chars_from(self, t: float) -> list[CharRecord]:
+        lo = bisect.bisect_left(self.starts, t - self.longest)
+        return [r for r in self.chars[lo:] if r.cut > t]
+
+
 class Channel:
     """One physical signal path (the bus voltage, or the bus current) with its senders.
 
     ``noise`` is the probability that a receiver's sample of this channel comes out flipped.
+    Characters are also indexed by sender, for views that follow one sender (the echo).
     """
 
     def __init__(self, sim: Simulation, name: str) -> None:
         self.sim = sim
         self.name = name
         self.noise = 0.0
-        self._chars: list[CharRecord] = []
-        self._starts: list[float] = []
-        self._longest = 0.0
+        self._all = _Track()
+        self._by_source: dict[str, _Track] = {}
         self.segments: list[Segment] = []
-        self.views: list[View] = []
+        self.views: dict[str | None, list[View]] = {None: []}
+        """Views following this channel, by the sender they filter on (None: all senders)."""
 
     def add(self, rec: Record) -> None:
         """Put a character or fault on the channel and tell the views listening to it."""
+        now = self.sim.now()
         if isinstance(rec, CharRecord):
-            if len(self._chars) >= PRUNE_AT:
-                self._prune(self.sim.now() - KEEP_S)
-            i = bisect.bisect_right(self._starts, rec.t0)
-            self._starts.insert(i, rec.t0)
-            self._chars.insert(i, rec)
-            self._longest = max(self._longest, rec.end - rec.t0)
+            self._all.add(rec, now)
+            track = self._by_source.get(rec.source)
+            if track is None:
+                track = self._by_source[rec.source] = _Track()
+            track.add(rec, now)
         else:
-            self.segments = [s for s in self.segments if s.cut >= self.sim.now() - KEEP_S]
+            self.segments = [s for s in self.segments if s.cut >= now - KEEP_S]
             self.segments.append(rec)
-        for view in list(self.views):
-            view.note_record(self, rec)
+        for view in list(self.views[None]):
+            view.note_runs(rec, now)
+        for view in list(self.views.get(rec.source, ())):
+            view.note_runs(rec, now)
 
-    def records(self, t1: float, t2: float) -> list[Record]:
-        """Records on the line at some time in [t1, t2] (both ends included)."""
-        lo = bisect.bisect_left(self._starts, t1 - self._longest)
-        hi = bisect.bisect_right(self._starts, t2)
-        out: list[Record] = [r for r in self._chars[lo:hi] if r.cut >= t1]
-        out.extend(s for s in self.segments if s.t0 <= t2 and s.cut >= t1)
+    def records(self, t1: float, t2: float, source: str | None = None) -> list[Record]:
+        """Records (of ``source``, or of everyone) on the line at some time in [t1, t2]."""
+        if source is None:
+            out: list[Record] = list(self._all.records(t1, t2))
+        else:
+            track = self._by_source.get(source)
+            out = list(track.records(t1, t2)) if track is not None else []
+        out.extend(
+            s for s in self.segments
+            if s.t0 <= t2 and s.cut >= t1 and (source is None or s.source == source)
+        )
         return out
 
-    def chars_from(self, t: float) -> list[CharRecord]:
-        """Characters still on the line at or after ``t``."""
-        lo = bisect.bisect_left(self._starts, t - self._longest)
-        return [r for r in self._chars[lo:] if r.cut > t]
+    def chars_from(self, t: float, source: str | None = None) -> list[CharRecord]:
+        """Characters (of ``source``, or of everyone) still on the line at or after ``t``."""
+        track = self._all if source is None else self._by_source.get(source)
+        return track.chars_from(t) if track is not None else []
 
-    def _prune(self, before: float) -> None:
-        keep = [r for r in self._chars if r.cut >= before]
-        self._chars = keep
-        self._starts = [r.t0 for r in keep]
+    def forget(self, source: str) -> None:
+        """Drop the index of a sender that left the bus."""
+        self._by_source.pop(source, None)
 
 
 Part = tuple[Channel, "str | None"]
@@ -263,24 +302,23 @@ class View:
             self.attached = True
             now = self.sim.now()
             for channel, source in self.parts:
-                channel.views.append(self)
-                for rec in channel.chars_from(now) + channel.segments:
+                channel.views.setdefault(source, []).append(self)
+                for rec in channel.chars_from(now, source) + channel.segments:
                     if source is None or rec.source == source:
-                        self._note_runs(rec, now)
+                        self.note_runs(rec, now)
         return self
 
     def detach(self) -> None:
         if self.attached:
             self.attached = False
-            for channel, _ in self.parts:
-                channel.views.remove(self)
+            for channel, source in self.parts:
+                followers = channel.views[source]
+                followers.remove(self)
+                if not followers and source is not None:
+                    del channel.views[source]
 
-    def note_record(self, channel: Channel, rec: Record) -> None:
-        for part, source in self.parts:
-            if part is channel and (source is None or rec.source == source):
-                self._note_runs(rec, self.sim.now())
-
-    def _note_runs(self, rec: Record, now: float) -> None:
+    def note_runs(self, rec: Record, now: float) -> None:
+        """Schedule an edge check at the start of every space run of ``rec`` from ``now`` on."""
         for a, _ in rec.runs():
             if a >= now and a not in self._edges:
                 self._edges.add(a)
@@ -326,9 +364,7 @@ class View:
         """Records of this view on the line at some time in [t1, t2]."""
         out: list[Record] = []
         for channel, source in self.parts:
-            for rec in channel.records(t1, t2):
-                if source is None or rec.source == source:
-                    out.append(rec)
+            out.extend(channel.records(t1, t2, source))
         return out
 
     def low_at(self, t: float) -> bool:
@@ -349,7 +385,7 @@ class View:
         rng = self.sim.random
         groups = []
         for channel, source in self.parts:
-            recs = [r for r in channel.records(t1, t2) if source is None or r.source == source]
+            recs = channel.records(t1, t2, source)
             noise = channel.noise if source is None else 0.0
             if recs or noise:
                 groups.append((recs, noise))
