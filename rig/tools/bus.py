@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import os
 import random
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -206,30 +208,50 @@ def _master(port: Any, clock: Clock, *, retries: int, echo: bool, trace: Any,
             timeout: float | None) -> Any:
     from rig.master import Master
 
-    kwargs: dict[str, Any] = {"retries": retries, "echo": echo, "trace": trace}
-    master = Master(port, clock, **kwargs)
+    del echo  # the port drops the master's echo (hardware.serial_port)
+    master = Master(port, clock, retries=retries, trace=trace)
     if timeout is not None:
         _set_timeout(master, timeout)
     return master
 
 
 def _set_timeout(master: Any, timeout: float) -> None:
-    for name in ("set_timeout", "set_response_timeout"):
-        setter = getattr(master, name, None)
-        if setter is not None:
-            setter(timeout)
-            return
-    if hasattr(master, "timeout"):
-        master.timeout = timeout
+    link = master.link
+    if hasattr(link, "response_timeout"):
+        link.response_timeout = timeout
         return
-    raise ConfigError("--timeout: this master cannot change its response window")
+    raise ConfigError("--timeout: the link layer cannot change its response window yet "
+                      "(it waits 330 bit times + 50 ms, the standard's window)")
+
+
+_sim_numbers = itertools.count(1)
 
 
 def open_sim(profiles: Sequence[MeterProfile], *, device: str = "sim", baud: int, seed: int,
              retries: int, timeout: float | None = None, echo: bool = False,
              verbose: bool = False) -> BusSession:
-    """An in-process simulated bus with one emulated meter per profile."""
-    raise ConfigError("the simulated bus is not wired into the tools yet")
+    """An in-process simulated bus on virtual time, one emulated meter per profile.
+
+    The master talks through ``SerialBusPort`` over ``mbussim://NAME``, the same code path as
+    on a real port. ``session.meters`` holds the ``SimMeter`` objects (to arm faults).
+    """
+    from hardware.serial_port import SerialBusPort
+    from hardware.sim import SimBus, Simulation, VirtualClock
+    from hardware.sim.meter import SimMeter
+    from hardware.sim.registry import unregister
+    from protocol.meter import MeterCore
+
+    sim = Simulation(seed)
+    clock = VirtualClock(sim)
+    name = f"mbus-rig-tools-{os.getpid()}-{next(_sim_numbers)}"
+    trace = _trace_class()() if verbose else None
+    bus = SimBus(sim, master_baud=baud, echo=echo, name=name, trace=trace or False)
+    meters = [SimMeter.on_bus(bus, MeterCore(profile), name=profile.name) for profile in profiles]
+    port = SerialBusPort(f"mbussim://{name}", clock, baud=baud, echo=echo)
+    master = _master(port, clock, retries=retries, echo=echo, trace=None, timeout=timeout)
+    return BusSession(device=device, master=master, clock=clock, port=port, trace=trace,
+                      retries=retries, closers=[lambda: unregister(name), port.close],
+                      sim=bus, meters=meters)
 
 
 def load_profile_arg(path: str | None) -> MeterProfile | None:

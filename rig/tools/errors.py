@@ -7,14 +7,20 @@ address, baud rate) and, for a bad frame, the bytes that came.
 
 from __future__ import annotations
 
+import re
+
 from protocol.errors import (
     CollisionError,
     FrameError,
+    GarbledAnswerError,
     LinkError,
     MBusRigError,
     NoAnswerError,
     UnexpectedAnswerError,
 )
+
+_TRAILING_HEX = re.compile(r":\s*((?:[0-9A-Fa-f]{2}\s?)+)$")
+_GARBLED = re.compile(r"after (\d+) attempts? \((.*)\):\s*[0-9A-Fa-f ]*$")
 
 
 def hex_bytes(data: bytes | None) -> str:
@@ -35,6 +41,12 @@ def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
         detail = f": {hex_bytes(got)}" if got else ""
         return CollisionError(
             f"collision at {target} ({baud} baud): more than one slave answered{detail}")
+    if isinstance(exc, GarbledAnswerError):
+        match = _GARBLED.search(str(exc))
+        why = match.group(2) if match else str(exc)
+        count = f", {match.group(1)} attempts" if match else tries
+        return GarbledAnswerError(
+            f"garbled answer from {target} ({baud} baud{count}): {why}; bytes: {hex_bytes(got)}")
     if isinstance(exc, FrameError):
         what = exc.check
         return type(exc)(
@@ -48,6 +60,9 @@ def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
 
 def _raw_of(exc: BaseException) -> bytes | None:
     """The bytes behind a failed exchange, where the raising code attached them."""
+    match = _TRAILING_HEX.search(str(exc))
+    if match:
+        return bytes.fromhex(match.group(1))
     for name in ("raw", "data", "received"):
         value = getattr(exc, name, None)
         if isinstance(value, bytes | bytearray) and value:
