@@ -278,3 +278,45 @@ def test_parmrk_attribute_on_port_object_turns_decoding_on() -> None:
         assert port.parmrk
         port.serial.write(bytes.fromhex("ff 00 41 ff ff"))
         assert [(c.value, c.parity_error) for c in drain(port)] == [(0x41, True), (0xFF, False)]
+
+
+# --- the simulated bus's mbussim:// URL ----------------------------------------------------
+
+
+def sim_port(name: str, *, echo: bool = False) -> tuple[Any, Any, SerialBusPort]:
+    from hardware.sim import SimBus, Simulation, VirtualClock
+
+    sim = Simulation(7)
+    bus = SimBus(sim, master_baud=2400, echo=echo, name=name)
+    return sim, bus, SerialBusPort(f"mbussim://{name}", VirtualClock(sim), baud=2400, echo=echo)
+
+
+def test_mbussim_stamps_are_the_bus_times_and_errors_are_flagged() -> None:
+    sim, bus, port = sim_port("serialport-stamps")
+    assert port.parmrk
+    bus.add_slave("a").transmit(WireBytes(b"\x68\xff\x16", frozenset({2})), at=0.01)
+    chars = []
+    while (ch := port.read_char(sim.now() + 0.5)) is not None:
+        chars.append(ch)
+    tapped = [e for e in bus.trace.entries if e.direction == "S>M"]
+    assert [(c.value, c.parity_error) for c in chars] == [
+        (e.value, e.parity_error) for e in tapped]
+    assert [c.time for c in chars] == [e.time for e in tapped]
+    assert [c.parity_error for c in chars] == [False, False, True]
+
+
+def test_mbussim_write_ends_at_last_stop_bit_and_sends_bad_parity() -> None:
+    sim, bus, port = sim_port("serialport-write")
+    start = sim.now()
+    end = port.write(WireBytes(bytes.fromhex("10 40 05 45 16"), frozenset({3})))
+    assert end == pytest.approx(start + frame_time(5, 2400))
+    assert sim.now() == pytest.approx(end)
+    sent = [e for e in bus.trace.entries if e.direction == "M>S"]
+    assert [e.value for e in sent] == list(bytes.fromhex("10 40 05 45 16"))
+    assert [e.parity_error for e in sent] == [False, False, False, True, False]
+
+
+def test_mbussim_master_echo_is_dropped() -> None:
+    sim, bus, port = sim_port("serialport-echo", echo=True)
+    port.write(bytes.fromhex("10 40 05 45 16"))
+    assert port.read_char(sim.now() + 0.2) is None
