@@ -266,3 +266,15 @@ def test_fast_path_serves_a_back_to_back_frame(monkeypatch: pytest.MonkeyPatch) 
     sim.run_until(bus.master.transmit(RSP_A) + 0.01)
     assert values(got) == RSP_A
     assert all(t1 == t2 for t1, t2 in windows)  # only start-bit checks were sampled
+
+
+@pytest.mark.parametrize(("error", "clean"), [(0.0, True), (0.02, True), (-0.02, True), (0.07, False), (-0.07, False)])
+def test_sender_clock_error_within_a_uart_tolerance_reads_clean(error: float, clean: bool) -> None:
+    sim, bus = make_bus()
+    got = collect(bus.master)
+    slave = bus.add_slave("a")
+    slave.clock_error = error
+    slave.transmit(RSP_A, at=0.01)
+    sim.run_until(1.0)
+    ok = values(got) == RSP_A and all(c.ok for c in got)
+    assert ok is clean

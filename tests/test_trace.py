@@ -87,8 +87,13 @@ def test_bus_tap_records_both_directions_with_sources() -> None:
     assert bus.trace.entries[0].baud == 2400
 
 
-def test_bus_without_trace() -> None:
+def test_bus_trace_can_be_off_and_switched_on_later() -> None:
     sim = Simulation()
     bus = SimBus(sim, trace=False)
-    assert bus.trace is None and bus.taps == []
+    assert bus.trace is None
     sim.run_until(bus.master.transmit(REQ) + 0.1)
+    mine = Trace()
+    bus.trace = mine
+    sim.run_until(bus.master.transmit(REQ) + 0.1)
+    assert bytes(e.value for e in mine.entries) == REQ
+    assert mine.entries[0].time > 0.1

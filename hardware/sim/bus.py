@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from hardware.trace import Trace, TraceEntry
 from protocol.chars import RxChar, WireBytes, as_wire
 from protocol.errors import ConfigError
 from protocol.timing import check_baud
@@ -29,7 +30,6 @@ from .uart import Channel, CharRecord, Pending, Receiver, Segment, View
 
 if TYPE_CHECKING:
     from hardware.gpio.backend import GpioBackend
-    from hardware.trace import Trace
 
 MAX_SLAVES = 250
 """Unit loads on one segment (MBUS.md "Hardware: the two-Pi rig")."""
@@ -55,6 +55,10 @@ class Endpoint:
         self.tx_end = 0.0
         self.on_receive: Callable[[RxChar], None] | None = None
         """Called with every received character (at its stop-bit sample time)."""
+        self.clock_error = 0.0
+        """Relative error of this UART's transmit bit clock (0.02: bits 2 % short, i.e. 2 %
+        fast). Receivers sample at the nominal rate; a receiver's own error is the same as an
+        opposite error of the sender."""
         self.rx = Receiver(name, view, self._baud, self._deliver)
 
     @property
@@ -71,6 +75,11 @@ class Endpoint:
     def _baud_changed(self, baud: int) -> None:
         pass
 
+    @property
+    def powered(self) -> bool:
+        """The UART's device is running (the master always is)."""
+        return True
+
     def can_send(self) -> bool:
         return True
 
@@ -83,7 +92,7 @@ class Endpoint:
         t = max(now if at is None else at, now, self.tx_end)
         if not wire.data:
             return t
-        tb = 1.0 / self._baud
+        tb = 1.0 / (self._baud * (1.0 + self.clock_error))
         if not self.can_send():
             self.tx_end = t + len(wire.data) * 11 * tb
             return self.tx_end
@@ -295,13 +304,13 @@ class SimBus:
         self.master_port: object | None = None
         """The open ``mbussim://`` port on the master endpoint, if any."""
         self.master = MasterEndpoint(self, master_baud)
-        if trace is True:
-            from hardware.trace import Trace
-
-            trace = Trace()
-        self.trace: Trace | None = None if trace is False else trace
-        if self.trace is not None:
-            self._add_taps(self.trace)
+        baud = self.master.baud
+        self.taps = [
+            Receiver("tap M>S", self.slave_view, baud, self._tap("M>S"), enabled=False),
+            Receiver("tap S>M", self.up_view, baud, self._tap("S>M"), enabled=False),
+        ]
+        self._trace: Trace | None = None
+        self.trace = Trace() if trace is True else (None if trace is False else trace)
         self.name = name
         if name is not None:
             from .registry import register
@@ -368,12 +377,26 @@ class SimBus:
         if ep in self.disconnect_targets:
             self.disconnect_targets.remove(ep)
 
-    def _add_taps(self, trace: Trace) -> None:
-        from hardware.trace import TraceEntry
+    @property
+    def trace(self) -> Trace | None:
+        """Where the bus tap records every character (None: no tap, a little faster)."""
+        return self._trace
 
-        def tap(direction: str) -> Callable[[RxChar, Pending], None]:
-            def deliver(ch: RxChar, pending: Pending) -> None:
-                trace.append(
+    @trace.setter
+    def trace(self, trace: Trace | None) -> None:
+        self._trace = trace
+        for tap in self.taps:
+            if trace is None:
+                tap.disable()
+            else:
+                tap.enable()
+
+    def _tap(self, direction: str) -> Callable[[RxChar, Pending], None]:
+        """A tap receiver's output: a TraceEntry naming the senders heard."""
+
+        def deliver(ch: RxChar, pending: Pending) -> None:
+            if self._trace is not None:
+                self._trace.append(
                     TraceEntry(
                         ch.time,
                         direction,
@@ -385,13 +408,7 @@ class SimBus:
                     )
                 )
 
-            return deliver
-
-        baud = self.master.baud
-        self.taps = [
-            Receiver("tap M>S", self.slave_view, baud, tap("M>S")),
-            Receiver("tap S>M", self.up_view, baud, tap("S>M")),
-        ]
+        return deliver
 
     # --- faults ---------------------------------------------------------------------------
 
