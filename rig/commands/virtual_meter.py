@@ -1,0 +1,202 @@
+"""``mbus-rig virtual-meter``: emulated meters on a virtual bus for outside programs.
+
+Serves N emulated meters (the built-in heat meter or ``--profile FILE``) on one simulated bus
+running in real time, reachable by an outside master through a pseudo-terminal (``--pty``,
+``--link PATH``) and/or raw M-Bus over TCP (``--tcp HOST:PORT``, as an M-Bus/Ethernet
+gateway), and optionally lets an outside slave join through ``--slave-pty``. Runs until
+SIGINT or SIGTERM. A bad profile, baud rate, address or endpoint is one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from protocol.errors import ConfigError
+from protocol.fields import PRIMARY_MAX
+from protocol.identity import medium_name
+from protocol.meter import MeterProfile, heat_meter_profile
+from protocol.timing import BAUD_RATES
+
+MAX_SLAVES = 250
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What to serve, validated."""
+
+    name: str
+    profiles: tuple[MeterProfile, ...]
+    baud: int
+    pty: bool
+    link: Path | None
+    tcp: tuple[str, int] | None
+    slave_pty: bool
+    slave_link: Path | None
+    seed: int
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "virtual-meter", help="serve emulated meters on a pseudo-terminal or TCP",
+        description="Serve emulated M-Bus meters on a virtual bus running in real time, for "
+        "outside masters (libmbus, pyMeterBus, your own) through a pseudo-terminal and/or raw "
+        "M-Bus over TCP. Pseudo-terminals carry no parity and no baud rate: use the "
+        "simulated bus in-process (--device sim) for character-level faults. Runs until "
+        "Ctrl-C / SIGTERM.")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="meter profile (TOML), or a shipped profile name: heat-meter, "
+                        "multi-telegram (default: the built-in heat meter)")
+    parser.add_argument("--slaves", type=int, default=1, metavar="N",
+                        help=f"number of meters, 1-{MAX_SLAVES}; meter i gets address A+i and "
+                        "identification number ID+i (default: 1)")
+    parser.add_argument("--address", type=int, default=None, metavar="A",
+                        help="primary address of the first meter, 0-250 (default: the profile's)")
+    parser.add_argument("--baud", type=int, default=None, metavar="B",
+                        help="baud rate the meters start at; one of the profile's rates "
+                        "(default: the profile's)")
+    parser.add_argument("--pty", action="store_true",
+                        help="a pseudo-terminal for an outside master (the default when no "
+                        "--tcp is given); its path is printed")
+    parser.add_argument("--link", metavar="PATH",
+                        help="also make PATH a symlink to the master pseudo-terminal (implies --pty)")
+    parser.add_argument("--tcp", metavar="HOST:PORT",
+                        help="raw M-Bus over TCP, as M-Bus/Ethernet gateways serve it "
+                        "(libmbus mbus-tcp-*, pyserial socket://); port 0 picks a free one")
+    parser.add_argument("--slave-pty", action="store_true",
+                        help="a pseudo-terminal for an outside slave (meter firmware on this "
+                        "host) to join the bus as one more device")
+    parser.add_argument("--slave-link", metavar="PATH",
+                        help="also make PATH a symlink to the slave pseudo-terminal "
+                        "(implies --slave-pty)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the simulation's randomness (default: %(default)s)")
+    parser.set_defaults(handler=run)
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def read_profile(spec: str | None) -> MeterProfile:
+    """--profile: a file, or the name of a shipped profile; default the built-in heat meter."""
+    from hardware.profile import PROFILE_DIR, load_profile, shipped_profile
+
+    if spec is None:
+        return heat_meter_profile()
+    path = Path(spec)
+    if path.exists():
+        return load_profile(path)
+    if "/" not in spec and not spec.endswith(".toml"):
+        with contextlib.suppress(ConfigError):
+            return load_profile(shipped_profile(spec))
+    shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+    raise ConfigError(f"--profile {spec}: no such file, nor a shipped profile (shipped: {shipped})")
+
+
+def parse_tcp(text: str) -> tuple[str, int]:
+    """HOST:PORT (HOST may be empty for 127.0.0.1; PORT 0-65535)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ConfigError(f"--tcp {text!r}: give HOST:PORT, e.g. 127.0.0.1:5000")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"--tcp {text!r}: port {port_text!r} is not a number (allowed: 0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--tcp {text!r}: port {port} is out of range (allowed: 0-65535)")
+    return (host.strip("[]") or LOOPBACK, port)
+
+
+def population(profile: MeterProfile, count: int, *, address: int | None,
+               baud: int | None) -> tuple[MeterProfile, ...]:
+    """``count`` copies of ``profile`` at consecutive addresses with consecutive IDs."""
+    from hardware.sim.meter import meter_population
+
+    if not 1 <= count <= MAX_SLAVES:
+        raise ConfigError(f"--slaves {count}: out of range (allowed: 1-{MAX_SLAVES})")
+    if baud is not None and baud not in BAUD_RATES:
+        raise ConfigError(f"--baud {baud}: not an M-Bus baud rate (allowed: "
+                          f"{', '.join(map(str, BAUD_RATES))})")
+    first = profile.address if address is None else address
+    if not 0 <= first <= PRIMARY_MAX:
+        raise ConfigError(f"--address {first}: not a primary address (allowed: 0-{PRIMARY_MAX})")
+    if baud is not None and baud not in profile.bauds:
+        raise ConfigError(f"--baud {baud}: not a rate of profile {profile.name} (allowed: "
+                          f"{', '.join(map(str, profile.bauds))})")
+    try:
+        return tuple(meter_population(profile, count, first_address=first, baud=baud))
+    except ConfigError as exc:
+        raise ConfigError(f"--slaves {count} --address {first}: {exc}") from None
+
+
+def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    profile = read_profile(args.profile)
+    profiles = population(profile, args.slaves, address=args.address, baud=args.baud)
+    tcp = parse_tcp(args.tcp) if args.tcp is not None else None
+    link = Path(args.link) if args.link else None
+    slave_link = Path(args.slave_link) if args.slave_link else None
+    pty = bool(args.pty or link is not None or tcp is None)
+    for flag, candidate in (("--link", link), ("--slave-link", slave_link)):
+        if candidate is not None and candidate.exists() and not candidate.is_symlink():
+            raise ConfigError(f"{flag} {candidate}: exists and is not a symlink (not replacing it)")
+        if candidate is not None and not candidate.parent.is_dir():
+            raise ConfigError(f"{flag} {candidate}: directory {candidate.parent} does not exist")
+    return ServeOptions(name=profile.name, profiles=profiles, baud=profiles[0].baud, pty=pty, link=link, tcp=tcp,
+                        slave_pty=bool(args.slave_pty or slave_link is not None),
+                        slave_link=slave_link, seed=args.seed)
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+def describe(options: ServeOptions) -> list[str]:
+    """What is served, one line each (printed at start)."""
+    first = options.profiles[0]
+    lines = [f"virtual bus: {len(options.profiles)} x {options.name} at {options.baud} Bd "
+             f"(supported: {', '.join(map(str, first.bauds))})"]
+    for p in options.profiles:
+        lines.append(f"  address {p.address:3d}  secondary {p.secondary}  "
+                     f"{p.manufacturer} v{p.version} {medium_name(p.medium)}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    from hardware.sim.bridges import VirtualBusServer
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with VirtualBusServer(options.profiles, baud=options.baud, seed=options.seed) as server:
+            for line in describe(options):
+                print(line)
+            if options.pty:
+                path = server.open_master_pty(link=options.link)
+                shown = f" (link {options.link})" if options.link else ""
+                print(f"master pty: {path}{shown}  [no parity, no baud on a pty]")
+            if options.tcp is not None:
+                host, port = server.open_tcp(*options.tcp)
+                print(f"tcp: {host}:{port}  (raw M-Bus, e.g. socket://{host}:{port})")
+            if options.slave_pty:
+                path = server.open_slave_pty(link=options.slave_link)
+                shown = f" (link {options.slave_link})" if options.slave_link else ""
+                print(f"slave pty: {path}{shown}  [the outside slave's baud is read from the pty]")
+            print("serving; Ctrl-C or SIGTERM to stop", flush=True)
+            while not stop.wait(0.5):
+                server.check()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped", file=sys.stderr)
+    return 0
