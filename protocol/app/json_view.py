@@ -11,6 +11,9 @@ Manufacturer data after DIF 0F/1F is one last record (function "manufacturer spe
 "more records follow", value and raw its bytes as hex). The fixed data structure (CI 73/77)
 gives its two counters as records; CI 70/71 give one record, "Application error" / "Alarm".
 Non-finite floats (real32 NaN, inf) have value null and raw "nan", "inf" or "-inf".
+Combinable VIFEs (EN 13757-3 table 15) appear in the quantity: "Volume (per hour)",
+"Energy (accumulation only if positive contributions)", "Power (no data available)";
+multiplicative correction factors are applied to the value instead.
 """
 
 from __future__ import annotations
@@ -40,10 +43,17 @@ def _record(function: str, quantity: str, unit: str, value: Any, raw: Any, stora
             "quantity": quantity, "unit": unit, "value": value, "raw": _number(raw)}
 
 
+APPLIED = "multiplicative correction factor"
+"""Notes of VIFEs already applied to the value (left out of the JSON quantity)."""
+
+
 def record_json(record: Record) -> dict[str, Any]:
+    """One record; the quantity carries the combinable VIFEs' notes in parentheses."""
     value = record.value if not (isinstance(record.value, float)
                                  and not math.isfinite(record.value)) else None
-    return _record(record.function, record.quantity, record.unit, value, record.raw,
+    notes = [n for n in record.notes if not n.startswith(APPLIED)]
+    quantity = f"{record.quantity} ({'; '.join(notes)})" if notes else record.quantity
+    return _record(record.function, quantity, record.unit, value, record.raw,
                    record.storage, record.tariff, record.subunit)
 
 
