@@ -15,8 +15,11 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from protocol.errors import HardwareError
+from protocol import frames
+from protocol.errors import HardwareError, MBusRigError
+from protocol.fields import FCB, FCV, PRM
 
 from .config import DutConfig, RigConfig
 
@@ -188,3 +191,58 @@ def generate_html(results_dir: Path, out_html: Path, *, allure: str,
         out_html.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(index), out_html)
     return out_html
+
+
+# --- one bus transaction, for a report step ------------------------------------------------------
+
+_FUNCTION_NAMES = {0x40: "SND_NKE", 0x53: "SND_UD", 0x43: "SND_UD (FCV=0)", 0x5B: "REQ_UD2",
+                   0x5A: "REQ_UD1", 0x08: "RSP_UD"}
+
+
+def describe_frame(frame: Any) -> str:
+    """A frame in M-Bus words: 'REQ_UD2 A=5 FCB=1', 'SND_UD A=253 CI=52', 'E5'."""
+    if isinstance(frame, frames.SingleChar):
+        return "E5"
+    c = frame.c
+    base = c & ~FCB if c & PRM else c & 0x4F
+    name = _FUNCTION_NAMES.get(base, f"C={c:02X}")
+    text = f"{name} A={frame.a}"
+    if c & PRM and c & FCV:
+        text += f" FCB={int(bool(c & FCB))}"
+    ci = getattr(frame, "ci", None)
+    if ci is not None:
+        text += f" CI={ci:02X}"
+    data = getattr(frame, "data", b"")
+    if data:
+        text += f" ({len(data)} data bytes)"
+    return text
+
+
+def describe_exchange(exchange: Any) -> tuple[str, str]:
+    """(step title, details) of a master ``Exchange``."""
+    raw = bytes(exchange.request.data)
+    try:
+        request = describe_frame(frames.decode(raw))
+    except MBusRigError:
+        request = f"raw {len(raw)} bytes"
+    outcome = getattr(exchange.outcome, "name", str(exchange.outcome))
+    answer = outcome
+    if exchange.frame is not None:
+        answer = describe_frame(exchange.frame)
+    elif exchange.error is not None:
+        answer = f"{outcome} ({exchange.error})"
+    title = f"{request} @ {exchange.baud} Bd -> {answer}"
+    if exchange.response_delay is not None:
+        title += f", {exchange.response_delay * 1000:.1f} ms"
+    if exchange.attempts > 1:
+        title += f", {exchange.attempts} attempts"
+    details = "\n".join([
+        f"request   {raw.hex(' ').upper()}",
+        f"answer    {bytes(ch.value for ch in exchange.chars).hex(' ').upper() or '-'}",
+        f"outcome   {outcome} (expected {exchange.expect})",
+        f"attempts  {exchange.attempts}",
+        "delay     " + ("-" if exchange.response_delay is None
+                        else f"{exchange.response_delay * 1000:.3f} ms"),
+        f"error     {exchange.error or '-'}",
+    ])
+    return title, details

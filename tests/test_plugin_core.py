@@ -1,0 +1,228 @@
+"""The pytest plugin without the bus: options, markers, capability skips, measurements,
+allure labels and files, JUnit properties, the summary table (fixtures/plugin.py)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+RIG_WITHOUT_FAULT_LINES = """
+name = "bare"
+[[dut]]
+name = "meter"
+kind = "emulated"
+address = 5
+features = ["primary"]
+"""
+
+
+def _results(alluredir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in alluredir.glob("*-result.json")]
+
+
+def _labels(result: dict) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for label in result["labels"]:
+        out.setdefault(label["name"], []).append(label["value"])
+    return out
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--baud", "1000"], ["--baud 1000", "'1000' is not an M-Bus baud rate", "all"]),
+    (["--rig", "missing.toml"], ["rig file missing.toml: not found"]),
+    (["--dut", "nobody"], ["no DUT named 'nobody'", "meter"]),
+])
+def test_bad_options_are_usage_errors(pytester, args, words):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_bad_rig_file_names_file_and_key(pytester):
+    pytester.makefile(".toml", rig='[master]\nbaud = 1234\n')
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--rig", "rig.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*rig.toml: master.baud: 1234 is not an M-Bus baud rate*"])
+
+
+def test_baud_option_parametrises_the_baud_fixture(pytester):
+    pytester.makepyfile("""
+        from fixtures.plugin import parse_bauds
+        def test_rates():
+            assert parse_bauds("all", 2400)[0] == 300
+            assert parse_bauds(None, 2400) == [2400]
+            assert parse_bauds("9600,2400,9600", 2400) == [9600, 2400]
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.makepyfile(test_ids="""
+        import pytest
+        def test_ids(request):
+            pass
+    """)
+    result = pytester.runpytest("--collect-only", "-q", "--baud", "300,9600",
+                                pytester.path / "test_ids.py")
+    assert result.ret == 0
+
+
+# --- markers and capability skips --------------------------------------------------------------
+
+
+def test_unknown_capability_is_a_usage_error_not_a_skip(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.needs("teleport")
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown capability 'teleport'" in result.stderr.str()
+
+
+def test_bad_severity_is_a_usage_error(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.severity("urgent")
+        def test_x():
+            pass
+    """)
+    assert pytester.runpytest().ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_missing_capability_skips_with_the_reason(pytester):
+    pytester.makefile(".toml", bare=RIG_WITHOUT_FAULT_LINES)
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.needs("power_fault")
+        def test_power():
+            raise AssertionError("must not run")
+        @pytest.mark.needs("primary", "control")
+        def test_primary():
+            pass
+    """)
+    result = pytester.runpytest("--rig", "bare.toml", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*needs power_fault: not available on rig 'bare' with DUT "
+                                 "'meter' (emulated)*"])
+
+
+def test_builtin_sim_rig_has_every_capability(pytester):
+    pytester.makepyfile("""
+        import pytest
+        from rig.config import CAPABILITIES
+        @pytest.mark.needs(*CAPABILITIES)
+        def test_all():
+            pass
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+# --- measurements ------------------------------------------------------------------------------
+
+
+def test_failed_measurement_fails_the_test_after_everything_is_recorded(pytester):
+    pytester.makepyfile("""
+        def test_delays(measure):
+            measure("response delay", 0.25, "s", 0.0046, 0.1875)
+            measure("retries", 1, "", 0, 2)
+            measure("marginal one", 0.186, "s", 0.0046, 0.1875)
+        def test_good(measure):
+            assert measure("response delay", 0.05, "s", 0.0046, 0.1875).outcome == "pass"
+    """)
+    result = pytester.runpytest("--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert ("measurement out of limits: response delay = 0.25 s, limits [0.0046, 0.1875] s: "
+            "FAIL") in out
+    assert "marginal one =" not in out and "retries =" not in out  # only the failing one
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["measurement.marginal one"].endswith("MARGINAL")
+    assert props["measurement.retries"].endswith("PASS")
+    assert props["rig"] == "sim" and props["mode"] == "sim"  # the rig's testsuite properties
+
+
+def test_an_exception_still_wins_over_measurements(pytester):
+    pytester.makepyfile("""
+        def test_x(measure):
+            measure("delay", 9, "s", 0, 1)
+            raise RuntimeError("wire fell off")
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: wire fell off*"])
+
+
+# --- allure ---------------------------------------------------------------------------------------
+
+LABELLED = """
+import pytest
+
+@pytest.mark.clause("EN 13757-2 5.7.3", "FCB toggles")
+@pytest.mark.area("addressing")
+@pytest.mark.severity("critical")
+def test_fcb(measure):
+    '''FCB toggling fetches the next telegram.'''
+    measure("response delay", 0.01, "s", 0.0046, 0.1875)
+
+@pytest.mark.clause("EN 13757-3 secondary addressing")
+@pytest.mark.area("selection")
+def test_broken():
+    assert False, "no E5 to the selection"
+
+def test_plain():
+    pass
+"""
+
+
+def test_allure_labels_links_attachments_and_files(pytester):
+    pytester.makepyfile(LABELLED)
+    alluredir = pytester.path / "allure"
+    result = pytester.runpytest(f"--alluredir={alluredir}")
+    result.assert_outcomes(passed=2, failed=1)
+    by_name = {r["name"]: r for r in _results(alluredir)}
+    fcb = _labels(by_name["test_fcb"])
+    assert fcb["epic"] == ["EN 13757-2"]
+    assert fcb["feature"] == ["addressing"]
+    assert fcb["story"] == ["FCB toggling fetches the next telegram."]
+    assert fcb["severity"] == ["critical"]
+    links = by_name["test_fcb"]["links"]
+    assert [link["name"] for link in links] == ["EN 13757-2 5.7.3 FCB toggles"]
+    attachments = {a["name"] for a in by_name["test_fcb"]["attachments"]}
+    assert {"measurements", "measurements.json"} <= attachments
+    broken = _labels(by_name["test_broken"])
+    assert broken["epic"] == ["EN 13757-3"] and broken["story"] == ["broken"]
+    assert "epic" not in _labels(by_name["test_plain"])
+    env = (alluredir / "environment.properties").read_text()
+    assert "rig=sim" in env and "mode=sim" in env and "seed=1" in env
+    categories = json.loads((alluredir / "categories.json").read_text())
+    assert {c["name"] for c in categories} == {"Rig fault", "Timing", "Protocol violation"}
+
+
+def test_summary_table_per_area_with_failing_clauses(pytester):
+    pytester.makepyfile(LABELLED)
+    result = pytester.runpytest()
+    out = result.stdout.str()
+    assert "M-Bus conformance summary" in out
+    rows = {line.split()[1]: line for line in result.stdout.lines
+            if line.startswith("│") and len(line.split()) > 2}
+    assert "addressing" in rows and "selection" in rows
+    assert "EN 13757-3 secondary addressing" in rows["selection"]
+    assert "(no" in out  # the unmarked test is counted under "(no area)"
+
+
+def test_summary_is_silent_without_scenarios(pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    assert "M-Bus conformance summary" not in pytester.runpytest().stdout.str()
