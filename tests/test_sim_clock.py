@@ -106,3 +106,13 @@ def test_real_time_runner_reports_a_failing_callback() -> None:
         runner.call(lambda: sim.schedule(sim.now(), boom))
         assert runner.wait_for(lambda: False, timeout=5.0) is False
     assert isinstance(runner.error, RuntimeError)
+
+
+def test_a_callback_that_waits_is_refused() -> None:
+    sim = Simulation()
+    clock = VirtualClock(sim)
+    sim.schedule(1.0, lambda: clock.sleep(0.5))
+    with pytest.raises(HardwareError, match="callback tried to wait"):
+        sim.run_until(2.0)
+    sim.schedule(3.0, lambda: None)
+    assert sim.run_until(4.0) is False  # the loop is usable again

@@ -339,12 +339,13 @@ class SimBus:
     def add_slave(
         self,
         name: str | None = None,
-        baud: int = 2400,
+        baud: int | None = None,
         *,
         hold_up: float | None = None,
         power_up: float | None = None,
     ) -> SlaveEndpoint:
-        """Connect a slave endpoint (powered, connected, receiving from now on)."""
+        """Connect a slave endpoint (powered, connected, receiving from now on) at ``baud``
+        (default: the master's rate); ``hold_up``/``power_up`` default to the bus's."""
         if len(self.slaves) >= MAX_SLAVES:
             raise ConfigError(f"a segment takes at most {MAX_SLAVES} slaves (unit loads)")
         name = name or f"slave{len(self.slaves) + 1}"
@@ -353,7 +354,7 @@ class SimBus:
         ep = SlaveEndpoint(
             self,
             name,
-            baud,
+            self.master.baud if baud is None else baud,
             self.hold_up if hold_up is None else hold_up,
             self.power_up if power_up is None else power_up,
         )

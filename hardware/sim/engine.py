@@ -14,6 +14,8 @@ import random
 import threading
 from collections.abc import Callable
 
+from protocol.errors import HardwareError
+
 #: How far in the past an event may be scheduled before it is an error (float rounding).
 PAST_TOLERANCE = 1e-9
 
@@ -51,6 +53,7 @@ class Simulation:
         self._seq = itertools.count()
         self.runner: object | None = None
         """The RealTimeRunner driving this simulation, when one is running."""
+        self._loop_thread: int | None = None
 
     def now(self) -> float:
         """The current virtual time in seconds (starts at 0)."""
@@ -81,23 +84,35 @@ class Simulation:
         last event: the simulation ran dry) and False is returned.
         """
         with self.lock:
+            if self._loop_thread == threading.get_ident():
+                raise HardwareError(
+                    "a simulation callback tried to wait (sleep or read with a timeout): "
+                    "callbacks must schedule what comes later instead"
+                )
             if stop is not None and stop():
                 return True
-            heap = self._heap
-            pop = heapq.heappop
-            while heap and heap[0][0] <= t:
-                at, _, event = pop(heap)
-                fn = event.fn
-                if fn is None:
-                    continue
-                event.fn = None
-                self._now = at
-                fn()
-                if stop is not None and stop():
-                    return True
-            if t != math.inf and t > self._now:
-                self._now = t
-            return False
+            self._loop_thread = threading.get_ident()
+            try:
+                return self._run(t, stop)
+            finally:
+                self._loop_thread = None
+
+    def _run(self, t: float, stop: Callable[[], bool] | None) -> bool:
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] <= t:
+            at, _, event = pop(heap)
+            fn = event.fn
+            if fn is None:
+                continue
+            event.fn = None
+            self._now = at
+            fn()
+            if stop is not None and stop():
+                return True
+        if t != math.inf and t > self._now:
+            self._now = t
+        return False
 
     def run_for(self, seconds: float, stop: Callable[[], bool] | None = None) -> bool:
         """:meth:`run_until` ``now() + seconds``."""

@@ -5,8 +5,9 @@ The runner thread advances the simulation to the wall-clock time and sleeps unti
 event (or ``max_step``). Other threads touch the simulation only through :meth:`call`, which
 holds the simulation's lock, first catches the simulation up to the wall clock (so what it
 sends starts "now"), and wakes the runner afterwards. Callbacks from the bus (received
-characters, power changes) run in the runner thread with the lock held: hand data to other
-threads through a queue, never block there.
+characters, power changes) run with the lock held, in whichever thread advanced the
+simulation (the runner's, or a caller of :meth:`call`): hand data to other threads through a
+queue, never block or wait there.
 """
 
 from __future__ import annotations
