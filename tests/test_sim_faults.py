@@ -209,3 +209,12 @@ def test_wiring_errors_name_the_role() -> None:
     with pytest.raises(ConfigError, match="at most 250"):
         for _ in range(251):
             bus.add_slave()
+
+
+def test_slaves_do_not_hear_the_collision_sink() -> None:
+    rig = Rig()
+    heard_before = len(rig.slaves[0].heard)
+    rig.lines["collision"].pulse(rig.clock, 0.01)
+    rig.sim.run_until(0.5)
+    assert len(rig.slaves[0].heard) == heard_before
+    assert len(rig.heard) == 1 and rig.heard[0].framing_error  # the master does

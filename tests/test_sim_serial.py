@@ -165,3 +165,14 @@ def test_port_under_a_real_time_runner() -> None:
         port.write(REQ)
         assert port.read(1) == b"\xe5"
     assert sim.runner is None
+
+
+def test_break_condition_holds_the_bus_voltage_at_space() -> None:
+    sim, bus, port = open_bus("ser13")
+    slave = ScriptedSlave(bus.add_slave("a"), lambda raw: None)
+    sim.run_until(0.1)
+    port.break_condition = True
+    sim.run_until(0.2)
+    port.break_condition = False
+    sim.run_until(0.3)
+    assert slave.heard == [RxChar(0x00, 0.1 + 10.5 / 2400, False, True)]
