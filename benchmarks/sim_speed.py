@@ -24,6 +24,7 @@ from hardware.serial_port import SerialBusPort
 from hardware.sim import SimBus, Simulation, VirtualClock
 from hardware.sim.meter import add_meters, meter_population
 from hardware.sim.registry import unregister
+from protocol.app.header import Header
 from protocol.errors import LinkError
 from protocol.meter import MeterProfile, heat_meter_profile
 from rig.master import Master
@@ -49,8 +50,8 @@ def read_250_at_2400() -> tuple[float, float]:
         start = WALL.now()
         for address in range(1, 251):
             reply = master.req_ud2(address)
-            assert reply.telegram is not None and reply.telegram.header is not None
-            assert reply.telegram.header.id == profiles[address - 1].id
+            header = reply.telegram.header if reply.telegram is not None else None
+            assert isinstance(header, Header) and header.id == profiles[address - 1].id
         return WALL.now() - start, sim.now()
     finally:
         unregister(name)
