@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hardware.sim import SimBus, Simulation, SlaveEndpoint
+from hardware.sim import Endpoint, SimBus, Simulation
 from hardware.sim.uart import Channel, CharRecord, View, char_levels
 from protocol import frames
 from protocol.chars import RxChar, WireBytes, even_parity_bit
@@ -16,9 +16,9 @@ RSP_A = frames.encode(frames.LongFrame(0x08, 1, 0x72, bytes(range(0x10, 0x30))))
 RSP_B = frames.encode(frames.LongFrame(0x08, 2, 0x72, bytes(range(0x40, 0x60))))
 
 
-def collect(ep: SlaveEndpoint | object) -> list[RxChar]:
+def collect(ep: Endpoint) -> list[RxChar]:
     got: list[RxChar] = []
-    ep.on_receive = got.append  # type: ignore[attr-defined]
+    ep.on_receive = got.append
     return got
 
 
