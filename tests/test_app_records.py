@@ -229,3 +229,12 @@ def test_build_sets_extension_bits_and_computes_raw_from_value():
 def test_build_refuses_what_cannot_be_sent(kwargs):
     with pytest.raises(EncodeError):
         Record.build(**kwargs)
+
+
+def test_msb_first_texts_come_first_character_first():
+    record = Record.build(DataField.VARIABLE, 0x7C, "TEST", plain_text="PW", msb_first=True)
+    assert record.encode() == bytes.fromhex("0d 7c 02") + b"PW" + b"\x04TEST"
+    records, _, _ = parse_records(record.encode(), 7, msb_first=True)
+    assert (records[0].unit, records[0].value) == ("PW", "TEST")
+    bcd = Record.build(DataField.VARIABLE, 0x13, 123456, msb_first=True)
+    assert bcd.data == bytes.fromhex("c3 123456")

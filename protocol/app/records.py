@@ -11,7 +11,9 @@ Record = DIF [DIFE x 0..10] VIF [plain text] [VIFE x 0..10] data.
   xF are reserved here (7F is the global readout request, a master-side code).
 - More than 10 DIFEs or 10 VIFEs raise TooManyDifesError / TooManyVifesError; data that
   ends inside a record raises TruncatedDataError; offsets count from the frame start.
-- CI 76/77 (MSB first): the multi-byte data fields are reversed before decoding.
+- CI 76/77 (MSB first): the multi-byte data fields (also LVAR data) are reversed before
+  decoding, and texts come first character first (EN 13757-3: the character order follows
+  the byte order of the application layer).
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Record:
     raw: Raw
     scale: float
     notes: tuple[str, ...] = ()
+    msb_first: bool = False  # CI 76/77: data and texts in MSB-first byte order
+
 
     @property
     def data_field(self) -> int:
@@ -89,8 +93,7 @@ class Record:
     def encode(self) -> bytes:
         text = b""
         if self.plain_text is not None:
-            ascii_unit = self.plain_text.encode("latin-1")[::-1]
-            text = bytes((len(ascii_unit),)) + ascii_unit
+            text = _plain_text_bytes(self.plain_text, self.msb_first)
         return (bytes((self.dif, *self.difes, self.vif)) + text + bytes(self.vifes)
                 + self.data)
 
@@ -144,19 +147,25 @@ class Record:
             data = _encode_data(info, data_field, raw, binary)
         except ValueError as exc:
             raise EncodeError(f"{info.quantity}: {exc}") from None
-        if msb_first and data_field != DataField.VARIABLE:
-            data = data[::-1]
-        text = b""
-        if plain_text is not None:
-            encoded = plain_text.encode("latin-1")
-            if len(encoded) > 0xFF:
-                raise EncodeError("plain-text unit longer than 255 characters")
-            text = bytes((len(encoded),)) + encoded[::-1]
+        if msb_first:
+            data = data[:1] + data[1:][::-1] if data_field == DataField.VARIABLE else data[::-1]
+        text = b"" if plain_text is None else _plain_text_bytes(plain_text, msb_first)
         wire = bytes((dif, *difes, vif_byte)) + text + bytes(wire_vifes) + data
         records, rest, _more = parse_records(wire, 0, msb_first=msb_first)
         if len(records) != 1 or rest is not None:
             raise EncodeError(f"record bytes {wire.hex(' ')} do not decode to one record")
         return records[0]
+
+
+def _plain_text_bytes(text: str, msb_first: bool) -> bytes:
+    """Length byte + characters, last character first (first first in MSB-first telegrams)."""
+    try:
+        encoded = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise EncodeError(f"plain-text unit {text!r} is not latin-1") from None
+    if len(encoded) > 0xFF:
+        raise EncodeError("plain-text unit longer than 255 characters")
+    return bytes((len(encoded),)) + (encoded if msb_first else encoded[::-1])
 
 
 def _difes(storage: int, tariff: int, subunit: int) -> tuple[int, ...]:
@@ -211,7 +220,7 @@ def _storage_tariff_subunit(dif: int, difes: Sequence[int]) -> tuple[int, int, i
 def _value(info: VifInfo, code: int, data: bytes, msb_first: bool) -> tuple[Value, Raw]:
     """(value, raw) of a record's data field."""
     if code == DataField.VARIABLE:
-        lvar, body = data[0], data[1:]
+        lvar, body = data[0], data[1:][::-1] if msb_first else data[1:]
         raw = decode_lvar(lvar, body)
         if isinstance(raw, int) and info.kind == "number":
             return info.apply(raw), raw
@@ -282,8 +291,8 @@ def parse_records(
         plain_text = None
         if vif & 0x7F == PLAIN_TEXT:
             length = _take(data, i, 1, offset, "plain-text unit length")[0]
-            plain_text = _take(data, i + 1, length, offset, "plain-text unit")[::-1].decode(
-                "latin-1")
+            text = _take(data, i + 1, length, offset, "plain-text unit")
+            plain_text = (text if msb_first else text[::-1]).decode("latin-1")
             i += 1 + length
         vifes, i = _extensions(data, i, vif, offset, "VIFE", TooManyVifesError, MAX_VIFES)
         code = dif & 0x0F
@@ -307,7 +316,7 @@ def parse_records(
             dif=dif, difes=difes, vif=vif, vifes=vifes, plain_text=plain_text,
             data=bytes(field), function=FUNCTIONS[(dif >> 4) & 3], storage=storage,
             tariff=tariff, subunit=subunit, quantity=info.quantity, unit=info.unit,
-            value=value, raw=raw, scale=info.scale, notes=info.notes,
+            value=value, raw=raw, scale=info.scale, notes=info.notes, msb_first=msb_first,
         ))
     return tuple(records), None, False
 
