@@ -136,7 +136,7 @@ class MasterEndpoint(Endpoint):
     """The master's UART behind its level converter: sends on ``down``, hears ``up``."""
 
     def __init__(self, bus: SimBus, baud: int) -> None:
-        super().__init__(bus, "master", baud, bus.down, bus.master_view())
+        super().__init__(bus, "master", baud, bus.down, bus._master_view())
 
     def _baud_changed(self, baud: int) -> None:
         """The trace taps listen at the master's rate."""
@@ -205,7 +205,7 @@ class SlaveEndpoint(Endpoint):
             if self._powered and self._loss is None:
                 self._loss = sim.schedule(sim.now() + self.hold_up, self._power_fails)
         self._update_rx()
-        self.bus.supply_seen(self)
+        self.bus._pf_update(self)
 
     def _update_rx(self) -> None:
         if self._powered and self._connected:
@@ -319,7 +319,7 @@ class SimBus:
 
     # --- endpoints ------------------------------------------------------------------------
 
-    def master_view(self) -> View:
+    def _master_view(self) -> View:
         if not self._echo:
             return self.up_view
         if self._echo_view is None:
@@ -334,7 +334,7 @@ class SimBus:
     @echo.setter
     def echo(self, value: bool) -> None:
         self._echo = value
-        self.master.rx.set_view(self.master_view())
+        self.master.rx.set_view(self._master_view())
 
     def add_slave(
         self,
@@ -540,7 +540,7 @@ class SimBus:
         for role, pin in pins.items():
             if role in INPUT_ROLES:
                 self._pf_lines.append((gpio, pin))
-                self.supply_seen(None)
+                self._pf_update(None)
                 continue
             if role not in FAULT_ROLES:
                 known = ", ".join(FAULT_ROLES + INPUT_ROLES)
@@ -555,7 +555,7 @@ class SimBus:
             if callable(level) and level(pin) == high:
                 self.fault(role, True)
 
-    def supply_seen(self, ep: SlaveEndpoint | None) -> None:
+    def _pf_update(self, ep: SlaveEndpoint | None) -> None:
         """Drive the PF input(s) from the watched slave's supply."""
         if not self._pf_lines:
             return
