@@ -211,3 +211,18 @@ def test_every_corpus_telegram_encodes_back_to_its_bytes(path):
     # Idle fillers (DIF 2F) are dropped: LGB_G350 has two right after the header.
     expected = frame.data[:12] + frame.data[14:] if path.stem == "LGB_G350" else frame.data
     assert encoded == expected
+
+
+def test_json_of_master_requests():
+    mask = bytes.fromhex("78563412 ffff ff ff")
+    data = encode_selection(mask, bytes.fromhex("21436587"))
+    frame = LongFrame(0x53, 0xFD, 0x52, data)
+    records = telegram_json(frame, decode_telegram(frame))["records"]
+    assert [(r["quantity"], r["value"]) for r in records] == [
+        ("Selection", "78563412ffffffff"), ("Fabrication No", "87654321")]
+    reset = ControlFrame(0x53, 1, 0x50)
+    assert telegram_json(reset, decode_telegram(reset))["records"][0]["quantity"] == (
+        "Application reset")
+    baud = ControlFrame(0x53, 1, 0xB8)
+    assert [(r["value"], r["unit"]) for r in telegram_json(baud, decode_telegram(baud))[
+        "records"]] == [(300, "Bd")]

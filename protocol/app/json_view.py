@@ -10,6 +10,9 @@
 Manufacturer data after DIF 0F/1F is one last record (function "manufacturer specific" or
 "more records follow", value and raw its bytes as hex). The fixed data structure (CI 73/77)
 gives its two counters as records; CI 70/71 give one record, "Application error" / "Alarm".
+Master requests: CI 51 gives its records; CI 50 a record "Application reset" (the subcode
+or null), CI 52/56 "Selection" (the 8 mask bytes as sent, hex) and, when enhanced,
+"Fabrication No" (its 8 digits, F = wildcard), CI B8-BF "Baud rate" in Bd.
 Non-finite floats (real32 NaN, inf) have value null and raw "nan", "inf" or "-inf".
 Combinable VIFEs (EN 13757-3 table 15) appear in the quantity: "Volume (per hour)",
 "Energy (accumulation only if positive contributions)", "Power (no data available)";
@@ -25,6 +28,7 @@ from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar
 from ..identity import manufacturer_letters, medium_name
 from .header import FixedData, Header, ShortHeader, fixed_unit, id_text
 from .records import Record
+from .requests import ApplicationReset, BaudSwitch, Request, Selection
 from .telegram import Telegram, application_error_name
 
 FRAME_TYPES = {SingleChar: "ack", ShortFrame: "short", ControlFrame: "control",
@@ -90,6 +94,21 @@ def _fixed_records(fixed: FixedData) -> list[dict[str, Any]]:
     return out
 
 
+def _request_records(request: Request | None) -> list[dict[str, Any]]:
+    if isinstance(request, ApplicationReset):
+        return [_record("instantaneous", "Application reset", "", request.subcode,
+                        request.subcode)]
+    if isinstance(request, Selection):
+        out = [_record("instantaneous", "Selection", "", request.mask.hex(), request.mask.hex())]
+        if request.fabrication is not None:
+            fab = request.fabrication[::-1].hex()
+            out.append(_record("instantaneous", "Fabrication No", "", fab, fab))
+        return out
+    if isinstance(request, BaudSwitch):
+        return [_record("instantaneous", "Baud rate", "Bd", request.baud, request.baud)]
+    return []
+
+
 def telegram_json(frame: Frame, telegram: Telegram | None) -> dict[str, Any]:
     """A JSON-ready dict of one decoded frame and its telegram (None for E5 / short frames)."""
     ci = frame.ci if isinstance(frame, ControlFrame | LongFrame) else None
@@ -118,6 +137,7 @@ def telegram_json(frame: Frame, telegram: Telegram | None) -> dict[str, Any]:
                                application_error_name(code), code))
     if telegram.alarm is not None:
         records.append(_record("instantaneous", "Alarm", "", telegram.alarm, telegram.alarm))
+    records += _request_records(telegram.request)
     out["records"] = records
     out["more_records_follow"] = telegram.more_records_follow
     return out
