@@ -176,3 +176,10 @@ def test_break_condition_holds_the_bus_voltage_at_space() -> None:
     port.break_condition = False
     sim.run_until(0.3)
     assert slave.heard == [RxChar(0x00, 0.1 + 10.5 / 2400, False, True)]
+
+
+def test_closed_bus_name_is_gone() -> None:
+    bus = SimBus(Simulation(), name="ser14")
+    bus.close()
+    with pytest.raises(serial.SerialException, match="no simulated bus named 'ser14'"):
+        serial.serial_for_url("mbussim://ser14", parity="E")

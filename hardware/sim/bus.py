@@ -317,6 +317,17 @@ class SimBus:
 
             register(name, self)
 
+    def close(self) -> None:
+        """Unregister the ``mbussim://`` name (an open port keeps working)."""
+        if self.name is not None:
+            from .registry import lookup, unregister
+
+            try:
+                if lookup(self.name) is self:
+                    unregister(self.name)
+            except ConfigError:
+                pass
+
     # --- endpoints ------------------------------------------------------------------------
 
     def _master_view(self) -> View:

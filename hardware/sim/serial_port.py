@@ -159,8 +159,9 @@ class SimSerial(SerialBase):  # type: ignore[misc]
                 self._wait_wall(size)
             else:
                 self._wait_virtual(size)
-        data = bytes(rx[:size])
-        del rx[:size]
+        with bus.sim.lock:  # the runner thread may be appending
+            data = bytes(rx[:size])
+            del rx[:size]
         return data
 
     def _wait_virtual(self, size: int) -> None:
@@ -213,8 +214,9 @@ class SimSerial(SerialBase):  # type: ignore[misc]
             bus.sim.run_until(end)
 
     def reset_input_buffer(self) -> None:
-        self._need_open()
-        self._rx.clear()
+        bus = self._need_open()
+        with bus.sim.lock:
+            self._rx.clear()
 
     def reset_output_buffer(self) -> None:
         bus = self._need_open()
