@@ -11,11 +11,16 @@ from hypothesis import strategies as st
 from protocol import frames
 from protocol.app import (
     FUNCTIONS,
+    ApplicationReset,
+    BaudSwitch,
     DataField,
     Header,
     Record,
+    Selection,
     decode_data,
+    decode_request,
     decode_telegram,
+    encode_request,
     encode_variable_data,
     parse_records,
     telegram_json,
@@ -126,6 +131,21 @@ def test_time_points_round_trip(moment):
     assert decode_time_point(encode_time_point(moment, 4)) == moment.strftime("%Y-%m-%dT%H:%M:00")
     assert decode_time_point(encode_time_point(moment, 6)) == moment.strftime("%Y-%m-%dT%H:%M:%S")
     assert decode_time_point(encode_time_point(moment.date(), 2)) == moment.strftime("%Y-%m-%d")
+
+
+REQUESTS = st.one_of(
+    st.builds(ApplicationReset, st.none() | st.integers(0, 255)),
+    st.builds(Selection, st.binary(min_size=8, max_size=8),
+              st.none() | st.binary(min_size=4, max_size=4), st.sampled_from([0x52, 0x56])),
+    st.builds(BaudSwitch, st.sampled_from([300, 600, 1200, 2400, 4800, 9600, 19200, 38400])),
+)
+
+
+@EXAMPLES
+@given(REQUESTS)
+def test_requests_round_trip(request):
+    ci, data = encode_request(request)
+    assert decode_request(ci, data) == request
 
 
 def _decode_any(raw: bytes) -> None:
