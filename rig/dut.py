@@ -53,11 +53,11 @@ class Dut:
     address: int
     secondary: SecondaryAddress | None
     capabilities: frozenset[str]
-    profile: Any = None
-    control: DutControl | None = None
+    profile: Any = field(default=None, repr=False)
+    control: DutControl | None = field(default=None, repr=False)
     bauds: tuple[int, ...] | None = None  # supported rates when known (emulated: the profile)
-    program: DutProgram | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # the rig's own handles (endpoint ...)
+    program: DutProgram | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # the rig's own handles (endpoint ...)
 
     def describe(self) -> str:
         parts = [f"{self.name} ({self.kind})", f"primary {self.address}"]

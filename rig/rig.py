@@ -18,7 +18,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hardware.clock import Clock, WallClock
@@ -275,7 +275,7 @@ class Rig:
         self.guard.add("master port", self.port.close)
         trace = None if self.bus is not None else self.trace  # the sim bus taps the wire
         self.master = Master(self.port, self.clock, retries=cfg.retries, trace=trace)
-        self.master.run = self._observed(self.master.run)  # type: ignore[method-assign]
+        self.master.run = self._observed(self.master.run)
 
     def _observed(self, run: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``Master.run`` (every request goes through it) telling the exchange listeners."""
@@ -320,6 +320,8 @@ class Rig:
         if profile is None:
             profile = self._load_profile(dut_cfg.profile if dut_cfg else None)
         profile = _with_identity(profile, address, secondary)
+        if dut_cfg is None and self._baud in profile.bauds:
+            profile = replace(profile, baud=self._baud)  # an extra slave joins at today's rate
         defects = dut_cfg.defects if dut_cfg is not None else frozenset()
         meter = SimMeter.on_bus(self.bus, MeterCore(profile, defects=defects), name=name)
         return Dut(name=name, kind="emulated", address=profile.address,
@@ -543,8 +545,6 @@ def _restart_at(meter: Any, baud: int) -> None:
     """An emulated slave starting over at ``baud``, as if powered up with that rate set:
     same profile, defects and armed faults (the rig puts it there without a baud switch on
     the wire, so scenarios at every rate start alike)."""
-    from dataclasses import replace
-
     from protocol.meter import MeterCore
 
     old = meter.core
@@ -557,8 +557,6 @@ def _restart_at(meter: Any, baud: int) -> None:
 
 def _with_identity(profile: Any, address: int | None, secondary: SecondaryAddress | None) -> Any:
     """The profile with the rig file's primary and secondary address, where given."""
-    from dataclasses import replace
-
     from protocol.identity import manufacturer_letters
 
     changes: dict[str, Any] = {}

@@ -11,7 +11,6 @@ import select
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
