@@ -75,6 +75,8 @@ def test_main_vif_table_normalises_to_base_units(hexdata, quantity, unit, value)
     ("01fb31 02", "Power", "J/h", 2e9),
     ("02fb5b 4100", "Flow temperature", "degF", 65),
     ("01fb7b 05", "Cumulative count max power", "W", 5),
+    ("02fb2b 0807", "Phase U-I", "deg", 180.0),
+    ("01fb36 02", "Apparent power", "VA", 200),
 ])
 def test_extension_tables_fd_and_fb(hexdata, quantity, unit, value):
     record = one(hexdata)

@@ -2,8 +2,9 @@
 
 Every value is normalised to a base unit: value = raw * factor * 10**exponent.
 Base units: Wh, J, m^3, kg, s, W, J/h, m^3/h, kg/h, degC, K, bar, V, A; "" for
-dimensionless numbers. Exceptions kept in their own unit (no exact factor or an offset):
-degF (FB table), US gal, feet^3, month, year, currency units, bit times, Bd, dBm, %.
+dimensionless numbers. Kept in their own unit (no exact factor, an offset, or no SI base):
+degF (FB table), US gal, feet^3, month, year, currency units, bit times, Bd, dBm, %, Hz,
+VA, VAR, VARh, cal, deg.
 
 - main table: VIF bits 6-0 (bit 7 = a VIFE follows); FD and FB select the main and the
   alternate extension table, whose code is the first VIFE (bits 6-0).
@@ -205,7 +206,7 @@ def extension_fb(code: int) -> VifInfo:
         return VifInfo(quantity, unit, base + n)
     quads: dict[int, tuple[str, str, int]] = {
         0x0C: ("Energy", "cal", 5), 0x14: ("Reactive power", "VAR", 0),
-        0x2C: ("Frequency", "Hz", -3), 0x58: ("Flow temperature", "degF", -3),
+        0x2C: ("Frequency", "Hz", -3), 0x34: ("Apparent power", "VA", 0), 0x58: ("Flow temperature", "degF", -3),
         0x5C: ("Return temperature", "degF", -3), 0x60: ("Temperature difference", "degF", -3),
         0x64: ("External temperature", "degF", -3),
         0x70: ("Cold / Warm Temperature Limit", "degF", -3),
@@ -222,6 +223,8 @@ def extension_fb(code: int) -> VifInfo:
         return VifInfo("Volume flow", "US gal/min", -3 if code == 0x24 else 0)
     if code == 0x26:
         return VifInfo("Volume flow", "US gal/h")
+    if code in (0x2A, 0x2B):
+        return VifInfo("Phase U-U" if code == 0x2A else "Phase U-I", "deg", -1)
     if code & 0x78 == 0x78:
         return VifInfo("Cumulative count max power", "W", (code & 0x07) - 3)
     return VifInfo("Reserved", kind="reserved")
