@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from test_link_helpers import KAM, FakeMeter, feed, make, rx, transmits
 
+from protocol.app import decode_telegram
 from protocol.app.requests import encode_set_address
 from protocol.fields import CI, Function
 from protocol.frame_faults import FrameFault, build_faulty
@@ -33,7 +34,9 @@ def select(mask: str, fab: str | None = None, ci: int = CI.SELECTION, msb: bool 
 def page_of(answer: bytes) -> int:
     frame = decode(answer)
     assert isinstance(frame, LongFrame)
-    return frame.data[-1]
+    (record,) = decode_telegram(frame).records
+    assert isinstance(record.raw, int)
+    return record.raw
 
 
 def req(link: SlaveLink, a: int, fcb: bool, fcv: bool = True, t: float = 0.0) -> list[bytes]:

@@ -4,6 +4,26 @@ All sans-I/O (DESIGN.md): engines take received characters and the time, and ret
 send and what happened.
 """
 
+from .master import (
+    Ack,
+    Answer,
+    Attempt,
+    Collision,
+    Garbled,
+    MasterEvent,
+    MasterLink,
+    NoAnswer,
+    Outcome,
+    Request,
+    Retrying,
+    Send,
+    raw_request,
+    req_ud1,
+    req_ud2,
+    snd_nke,
+    snd_ud,
+)
+from .search import Probe, ReadProbe, SearchResult, SecondarySearch, SelectProbe
 from .selection import ALL, SelectionMask
 from .slave import (
     CI56_DESELECT,
@@ -20,6 +40,9 @@ from .slave import (
 )
 
 __all__ = [
+    "Ack", "Answer", "Attempt", "Collision", "Garbled", "MasterEvent", "MasterLink", "NoAnswer",
+    "Outcome", "Probe", "ReadProbe", "Request", "Retrying", "SearchResult", "SecondarySearch",
+    "SelectProbe", "Send", "raw_request", "req_ud1", "req_ud2", "snd_nke", "snd_ud",
     "ALL", "CI56_DESELECT", "CI56_MODES", "CI56_SELECT", "DEFECTS", "MeterApplication", "RspUd",
     "SelectionMask", "SetBaud", "SlaveAction", "SlaveLink", "SlaveSettings", "Transmit",
 ]

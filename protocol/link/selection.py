@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..app.requests import ENHANCED_SELECTION, encode_selection
 from ..identity import SecondaryAddress, bcd_encode
 
 MASK_DIGITS = 16
@@ -64,7 +65,7 @@ class SelectionMask:
         """
         if len(data) not in (8, 14):
             raise ValueError(f"a selection is 8 bytes (14 enhanced), not {len(data)}")
-        if len(data) == 14 and data[8:10] != b"\x0c\x78":
+        if len(data) == 14 and data[8:10] != ENHANCED_SELECTION:
             raise ValueError(f"enhanced selection needs 0C 78, not {data[8:10].hex(' ')}")
         id_bytes = data[0:4] if msb_first else data[3::-1]
         man = data[4:6] if msb_first else data[5:3:-1]
@@ -81,11 +82,11 @@ class SelectionMask:
         """The selection data: 8 bytes (+ ``0C 78`` + fabrication mask when set)."""
         raw = bytes.fromhex(self.digits)
         id_bytes, man = (raw[0:4], raw[4:6]) if msb_first else (raw[3::-1], raw[5:3:-1])
-        out = id_bytes + man + raw[6:8]
+        fab = None
         if self.fabrication is not None:
             fab = bytes.fromhex(self.fabrication)
-            out += b"\x0c\x78" + (fab if msb_first else fab[::-1])
-        return out
+            fab = fab if msb_first else fab[::-1]
+        return encode_selection(id_bytes + man + raw[6:8], fab)
 
     def __str__(self) -> str:
         return self.digits if self.fabrication is None else f"{self.digits}/{self.fabrication}"
@@ -126,6 +127,11 @@ class SelectionMask:
         ch = _HEX[value] if isinstance(value, int) else value.upper()
         return SelectionMask(self.digits[:position] + ch + self.digits[position + 1 :],
                              self.fabrication)
+
+    def with_fabrication_digit(self, position: int, value: int) -> SelectionMask:
+        """This mask with fabrication-number digit ``position`` set (enhanced selection)."""
+        fab = self.fabrication or WILDCARD * ID_DIGITS
+        return SelectionMask(self.digits, fab[:position] + _HEX[value] + fab[position + 1 :])
 
     def with_field(self, name: str, value: int) -> SelectionMask:
         """This mask with a whole field (manufacturer, version or medium) set."""

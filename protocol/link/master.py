@@ -1,0 +1,390 @@
+"""The master link engine (EN 13757-2; MBUS.md "Timing", "Link-layer behaviour").
+
+Sans-I/O in the style of h11: the driver (``rig.master.Master``) asks ``start(request, now)``
+for the bytes to send and when, reports with ``sent(end)`` when the last stop bit left, then
+feeds received characters to ``receive`` and the time to ``poll`` whenever ``next_deadline``
+passes without one. Every attempt ends in exactly one outcome event (``Ack``, ``Answer``,
+``NoAnswer``, ``Garbled``, ``Collision``); a ``Retrying`` event follows when the request is
+sent again (same bytes, so the same FCB).
+
+Listening: an attempt lasts until the response window has closed (latest answer start =
+``timing.response_window(baud)[1]`` after the request) and, once characters came, until the
+line has been idle for ``gap_limit`` after the last one (the answer's transmission time is
+thereby included). Listening to the whole window is what lets a second, later answer show
+up as a collision.
+
+Classification of one attempt:
+
+| outcome | what came back |
+|---|---|
+| NONE | nothing |
+| ACK / FRAME | exactly one valid E5 / frame, nothing else |
+| GARBLED | only bytes that form no valid frame (flagged characters, failed checks, partial) |
+| COLLISION | a valid frame plus anything else (a second E5 offset in time, an E5 followed by more bytes, a frame followed by garbage) |
+
+FCB (per address): the first FCV frame after SND_NKE (and the first ever) carries FCB=1; the
+FCB toggles after each REQ_UD2 / REQ_UD1 that got its answer; retries reuse it. SND_UD is
+sent with FCB=0 as libmbus does (see protocol.link.slave on why slaves keep FCB repetition to
+requests). Echo handling belongs to the port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from ..chars import RxChar, WireBytes, as_wire
+from ..errors import FrameError
+from ..fields import (
+    BROADCAST_ANSWER,
+    BROADCAST_NO_ANSWER,
+    Function,
+    c_field,
+)
+from ..framer import Framer, FrameReceived, FrameRejected
+from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
+from ..timing import char_time, check_baud, inter_frame_idle, response_window
+
+Expect = Literal["ack", "frame", "any", "none"]
+EXPECTS: tuple[str, ...] = ("ack", "frame", "any", "none")
+MAX_RETRIES = 9
+DEFAULT_RETRIES = 2
+
+
+class Outcome(Enum):
+    ACK = "ack"
+    FRAME = "frame"
+    NONE = "none"
+    GARBLED = "garbled"
+    COLLISION = "collision"
+
+
+RETRY_ON = frozenset({Outcome.NONE, Outcome.GARBLED, Outcome.COLLISION})
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One thing to ask. Build with snd_nke / req_ud2 / req_ud1 / snd_ud / raw_request."""
+
+    kind: Literal["snd_nke", "req_ud2", "req_ud1", "snd_ud", "raw"]
+    address: int | None
+    ci: int = 0
+    data: bytes = b""
+    wire: WireBytes | None = None
+    expect: Expect = "ack"
+    fcv: bool = True
+    retries: int | None = None  # None: the link's setting
+
+    def __post_init__(self) -> None:
+        if self.expect not in EXPECTS:
+            raise ValueError(f"expect {self.expect!r} is not one of {', '.join(EXPECTS)}")
+        if self.address is not None and not 0 <= self.address <= 0xFF:
+            raise ValueError(f"address {self.address} is not 0..255")
+        if self.retries is not None:
+            check_retries(self.retries)
+
+
+def _broadcast_expect(address: int, normal: Expect) -> Expect:
+    return "none" if address == BROADCAST_NO_ANSWER else normal
+
+
+def snd_nke(address: int) -> Request:
+    return Request("snd_nke", address, expect=_broadcast_expect(address, "ack"))
+
+
+def req_ud2(address: int, *, fcv: bool = True) -> Request:
+    return Request("req_ud2", address, expect=_broadcast_expect(address, "frame"), fcv=fcv)
+
+
+def req_ud1(address: int) -> Request:
+    return Request("req_ud1", address, expect=_broadcast_expect(address, "any"))
+
+
+def snd_ud(address: int, ci: int, data: bytes = b"", *, fcv: bool = True,
+           expect: Expect | None = None, retries: int | None = None) -> Request:
+    return Request("snd_ud", address, ci=ci, data=bytes(data), fcv=fcv,
+                   expect=expect or _broadcast_expect(address, "ack"), retries=retries)
+
+
+def raw_request(data: bytes | WireBytes | Frame, expect: Expect = "any",
+                retries: int = 0) -> Request:
+    """Send ``data`` exactly as given (fault scenarios); no FCB handling."""
+    wire = as_wire(encode(data) if not isinstance(data, bytes | WireBytes) else data)
+    return Request("raw", None, wire=wire, expect=expect, retries=retries)
+
+
+def check_retries(retries: int) -> int:
+    if not 0 <= retries <= MAX_RETRIES:
+        raise ValueError(f"retries {retries} is not 0..{MAX_RETRIES}")
+    return retries
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One send-and-listen: what was sent, when, and everything that came back."""
+
+    number: int  # 1 = first send
+    request: WireBytes
+    request_end: float
+    chars: tuple[RxChar, ...]
+    outcome: Outcome
+    frame: Frame | None  # the valid answer (ACK / FRAME / first frame of a COLLISION)
+    error: FrameError | None  # the first check that failed, if any
+    first_char_time: float | None  # end of the first received character
+    baud: int
+
+    @property
+    def response_delay(self) -> float | None:
+        """Start bit of the first answer character minus the end of the request."""
+        if self.first_char_time is None:
+            return None
+        return self.first_char_time - char_time(self.baud) - self.request_end
+
+    @property
+    def raw(self) -> bytes:
+        return bytes(ch.value for ch in self.chars)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    attempt: Attempt
+    final: bool  # False: a Retrying event follows
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(_Outcome):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(_Outcome):
+    @property
+    def frame(self) -> Frame | None:
+        return self.attempt.frame
+
+
+@dataclass(frozen=True, slots=True)
+class NoAnswer(_Outcome):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Garbled(_Outcome):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Collision(_Outcome):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Bytes to write, no sooner than ``not_before`` (inter-frame idle respected)."""
+
+    data: WireBytes
+    not_before: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    number: int  # the attempt about to be made (2 = first retry)
+    send: Send
+
+
+OutcomeEvent = Ack | Answer | NoAnswer | Garbled | Collision
+MasterEvent = OutcomeEvent | Retrying
+_EVENT_BY_OUTCOME: dict[Outcome, type[OutcomeEvent]] = {
+    Outcome.ACK: Ack, Outcome.FRAME: Answer, Outcome.NONE: NoAnswer,
+    Outcome.GARBLED: Garbled, Outcome.COLLISION: Collision,
+}
+
+
+# --- the engine ----------------------------------------------------------------------------------
+
+
+class MasterLink:
+    """Sans-I/O master: one exchange at a time, FCB per address, retries, classification."""
+
+    def __init__(self, baud: int = 2400, *, retries: int = DEFAULT_RETRIES,
+                 gap_limit: float | None = None) -> None:
+        self.retries = check_retries(retries)
+        self._gap_setting = gap_limit
+        self._fcb: dict[int, bool] = {}
+        self._last_activity = float("-inf")
+        self._request: Request | None = None
+        self._wire = WireBytes(b"")
+        self._attempt = 0
+        self._request_end: float | None = None
+        self._chars: list[RxChar] = []
+        self._events: list[FrameReceived | FrameRejected] = []
+        self.baud = check_baud(baud)
+        self._framer = self._new_framer()
+
+    # --- settings -------------------------------------------------------------------------
+
+    def set_baud(self, baud: int) -> None:
+        if self._request is not None:
+            raise RuntimeError("cannot change the baud rate during an exchange")
+        self.baud = check_baud(baud)
+        self._framer = self._new_framer()
+
+    @property
+    def gap_limit(self) -> float:
+        """Idle line tolerated inside an answer (default: twice the inter-frame idle)."""
+        if self._gap_setting is not None:
+            return self._gap_setting
+        return 2 * inter_frame_idle(self.baud)
+
+    def next_fcb(self, address: int) -> bool:
+        """The FCB the next FCV request to ``address`` carries."""
+        return self._fcb.get(address, True)
+
+    def reset_fcb(self, address: int | None = None) -> None:
+        """As after SND_NKE: the next FCV frame carries FCB=1 (None: every address)."""
+        if address is None:
+            self._fcb.clear()
+        else:
+            self._fcb.pop(address, None)
+
+    @property
+    def busy(self) -> bool:
+        return self._request is not None
+
+    # --- driving ----------------------------------------------------------------------------
+
+    def start(self, request: Request, now: float) -> Send:
+        """Begin an exchange: the bytes to send and the earliest time to send them."""
+        if self._request is not None:
+            raise RuntimeError("an exchange is already in progress")
+        self._request = request
+        self._wire = self._encode(request)
+        self._attempt = 1
+        self._begin_attempt()
+        return Send(self._wire, self._earliest(now))
+
+    def sent(self, end: float) -> None:
+        """The driver's report: the request's last stop bit left at ``end``."""
+        if self._request is None:
+            raise RuntimeError("sent() without an exchange")
+        self._request_end = end
+        self._last_activity = max(self._last_activity, end)
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When to call ``poll`` if no character arrives (None: nothing to wait for)."""
+        if self._request is None or self._request_end is None:
+            return None
+        close = self._request_end + response_window(self.baud)[1]
+        if self._chars:
+            close = max(close, self._chars[-1].time + self.gap_limit + char_time(self.baud))
+        return close
+
+    def receive(self, ch: RxChar) -> list[MasterEvent]:
+        """A received character (the port has dropped the master's own echo)."""
+        self._last_activity = max(self._last_activity, ch.time)
+        if self._request is None or self._request_end is None:
+            return []  # nobody asked: stray traffic between exchanges
+        self._chars.append(ch)
+        self._events += self._framer.feed(ch)
+        return []
+
+    def poll(self, now: float) -> list[MasterEvent]:
+        """Let time pass; ends the attempt once ``next_deadline`` is reached."""
+        deadline = self.next_deadline
+        if deadline is None or now < deadline:
+            return []
+        self._events += self._framer.flush()
+        attempt = self._classify()
+        request = self._request
+        assert request is not None
+        retries = self.retries if request.retries is None else request.retries
+        retry = (attempt.outcome in RETRY_ON and request.expect != "none"
+                 and self._attempt <= retries)
+        events: list[MasterEvent] = [_EVENT_BY_OUTCOME[attempt.outcome](attempt, not retry)]
+        if retry:
+            self._attempt += 1
+            self._begin_attempt()
+            events.append(Retrying(self._attempt, Send(self._wire, self._earliest(now))))
+        else:
+            self._finish(request, attempt)
+        return events
+
+    def abort(self) -> None:
+        """Give up the exchange in progress (the driver could not send)."""
+        self._request = None
+        self._request_end = None
+        self._framer.reset()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _new_framer(self) -> Framer:
+        return Framer(self.gap_limit, char_time=char_time(self.baud))
+
+    def _earliest(self, now: float) -> float:
+        return max(now, self._last_activity + inter_frame_idle(self.baud))
+
+    def _begin_attempt(self) -> None:
+        self._request_end = None
+        self._chars = []
+        self._events = []
+        self._framer = self._new_framer()
+
+    def _encode(self, request: Request) -> WireBytes:
+        if request.kind == "raw":
+            assert request.wire is not None
+            return request.wire
+        a = request.address
+        assert a is not None
+        frame: Frame
+        if request.kind == "snd_nke":
+            frame = ShortFrame(Function.SND_NKE, a)
+        elif request.kind in ("req_ud2", "req_ud1"):
+            function = Function.REQ_UD2 if request.kind == "req_ud2" else Function.REQ_UD1
+            c = c_field(function, fcb=self.next_fcb(a)) if request.fcv else (function & ~0x10)
+            frame = ShortFrame(c, a)
+        else:
+            function = Function.SND_UD if request.fcv else Function.SND_UD_NOFCV
+            c = c_field(function)
+            frame = (LongFrame(c, a, request.ci, request.data) if request.data
+                     else ControlFrame(c, a, request.ci))
+        return WireBytes(encode(frame))
+
+    def _classify(self) -> Attempt:
+        frames = [e for e in self._events if isinstance(e, FrameReceived)]
+        rejected = [e for e in self._events if isinstance(e, FrameRejected)]
+        if not self._chars:
+            outcome = Outcome.NONE
+        elif frames and (rejected or len(frames) > 1):
+            outcome = Outcome.COLLISION
+        elif frames:
+            outcome = Outcome.ACK if isinstance(frames[0].frame, SingleChar) else Outcome.FRAME
+        else:
+            outcome = Outcome.GARBLED
+        assert self._request_end is not None
+        return Attempt(
+            number=self._attempt, request=self._wire, request_end=self._request_end,
+            chars=tuple(self._chars), outcome=outcome,
+            frame=frames[0].frame if frames else None,
+            error=rejected[0].error if rejected else None,
+            first_char_time=self._chars[0].time if self._chars else None, baud=self.baud)
+
+    def _finish(self, request: Request, attempt: Attempt) -> None:
+        a = request.address
+        if request.kind == "snd_nke" and a is not None:
+            if a in (BROADCAST_ANSWER, BROADCAST_NO_ANSWER):
+                self.reset_fcb()
+            else:
+                self.reset_fcb(a)
+        elif (request.kind in ("req_ud2", "req_ud1") and request.fcv and a is not None
+              and attempt.outcome in (Outcome.ACK, Outcome.FRAME)):
+            self._fcb[a] = not self.next_fcb(a)
+        self._request = None
+        self._request_end = None

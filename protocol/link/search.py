@@ -1,0 +1,181 @@
+"""Secondary-address search (sans-I/O): find every slave on the bus (MBUS.md "Link-layer",
+"What peers get wrong").
+
+The search yields probes and takes each probe's outcome:
+
+* ``SelectProbe(mask)``: SND_UD to 253, CI 52 with ``mask``; report the outcome
+  (NONE, ACK, or GARBLED / COLLISION).
+* ``ReadProbe()``: REQ_UD2 to 253 after a clean E5; report the outcome and, for a clean
+  RSP_UD with a fixed header, the secondary address in it.
+
+Algorithm (a depth-first split of the address space):
+
+1. Probe the mask. Nobody: prune. A clean E5 is confirmed with a REQ_UD2 to 253: one clean
+   RSP_UD whose address matches the mask means exactly one slave, and its full address is
+   known at once (no further digits needed). Two slaves whose E5s overlapped cleanly answer
+   the REQ_UD2 garbled: descend. A garbled or colliding selection: descend.
+2. Descend on the ID digits first, least significant digit first (serial numbers on one bus
+   are usually consecutive, so they differ in the last digits: one level splits them), with
+   values 0-9. When digits 0..8 of a level found nobody, digit 9 must hold every slave of
+   the (probed, colliding) parent: it is entered without being probed.
+3. A collision that survives a fully fixed ID: the medium, version and manufacturer nibbles
+   with values 0-E (slaves that take F-nibble wildcards there, as libmbus's masks assume;
+   F is the wildcard itself, so a level where 0-E found nobody is passed with F kept);
+   then the fabrication number by enhanced selection (``0C 78`` + 8 digits, F wildcards,
+   EN 13757-3), which resolves slaves that take only the standard whole-field wildcards. A
+   level where every digit answers shows slaves that ignore the fabrication number: stop.
+4. What is still colliding then is reported in ``unresolved``.
+
+libmbus by contrast probes 0-9 at each of the 16 mask positions from the most significant
+digit, never tries A-F in the hex fields, and drops collisions at the last position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from ..identity import SecondaryAddress
+from .master import Outcome
+from .selection import ALL, ID_DIGITS, SelectionMask
+
+_ID_VALUES = tuple(range(10))
+_HEX_VALUES = tuple(range(15))  # F is the wildcard
+_HEX_POSITIONS = (15, 14, 13, 12, 11, 10, 9, 8)  # medium, version, manufacturer; low nibble first
+
+
+@dataclass(frozen=True, slots=True)
+class SelectProbe:
+    mask: SelectionMask
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProbe:
+    """REQ_UD2 to 253 (the slave(s) the last selection selected)."""
+
+
+Probe = SelectProbe | ReadProbe
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    found: tuple[SecondaryAddress, ...]
+    selects: int
+    reads: int
+    unresolved: tuple[SelectionMask, ...]
+    duration: float | None = None  # bus time, filled in by the driver
+
+    @property
+    def probes(self) -> int:
+        return self.selects + self.reads
+
+
+@dataclass(frozen=True, slots=True)
+class _Axis:
+    kind: str  # "id", "hex", "fab"
+    position: int
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return _HEX_VALUES if self.kind == "hex" else _ID_VALUES
+
+    def child(self, mask: SelectionMask, value: int) -> SelectionMask:
+        if self.kind == "fab":
+            return mask.with_fabrication_digit(self.position, value)
+        return mask.with_digit(self.position, value)
+
+
+_Reply = tuple[Outcome, SecondaryAddress | None]
+_Gen = Generator[Probe, _Reply, bool]
+
+
+class SecondarySearch:
+    """Sans-I/O search: ``next_probe()`` / ``report(outcome, address)`` until ``None``."""
+
+    def __init__(self, mask: SelectionMask = ALL) -> None:
+        self.mask = mask
+        self._found: dict[SecondaryAddress, None] = {}
+        self._unresolved: list[SelectionMask] = []
+        self._selects = 0
+        self._reads = 0
+        self._axes = self._plan(mask)
+        self._gen = self._node(mask, 0, inferred=False)
+        self._probe: Probe | None = next(self._gen)
+
+    # --- driving --------------------------------------------------------------------------
+
+    def next_probe(self) -> Probe | None:
+        """The probe to make now (the same one until it is reported), None when done."""
+        return self._probe
+
+    def report(self, outcome: Outcome, address: SecondaryAddress | None = None) -> None:
+        """The outcome of the current probe (and a read's decoded secondary address)."""
+        if self._probe is None:
+            raise RuntimeError("the search is finished; nothing to report")
+        if isinstance(self._probe, SelectProbe):
+            self._selects += 1
+        else:
+            self._reads += 1
+        try:
+            self._probe = self._gen.send((outcome, address))
+        except StopIteration:
+            self._probe = None
+
+    @property
+    def done(self) -> bool:
+        return self._probe is None
+
+    @property
+    def result(self) -> SearchResult:
+        return SearchResult(tuple(self._found), self._selects, self._reads,
+                            tuple(self._unresolved))
+
+    # --- the algorithm ------------------------------------------------------------------------
+
+    @staticmethod
+    def _plan(mask: SelectionMask) -> list[_Axis]:
+        axes = [_Axis("id", p) for p in range(ID_DIGITS - 1, -1, -1) if mask.is_wildcard(p)]
+        axes += [_Axis("hex", p) for p in _HEX_POSITIONS if mask.is_wildcard(p)]
+        fab = mask.fabrication or "F" * ID_DIGITS
+        axes += [_Axis("fab", p) for p in range(ID_DIGITS - 1, -1, -1) if fab[p] == "F"]
+        return axes
+
+    def _node(self, mask: SelectionMask, level: int, *, inferred: bool) -> _Gen:
+        """Explore ``mask``; return whether any slave answered it."""
+        if not inferred:
+            outcome, _ = yield SelectProbe(mask)
+            if outcome is Outcome.NONE:
+                return False
+            if outcome is Outcome.ACK:
+                read, address = yield ReadProbe()
+                # the fabrication number is not in the RSP_UD header: check the 16 digits
+                if (read is Outcome.FRAME and address is not None
+                        and SelectionMask(mask.digits).matches(address, nibble_wildcards=True)):
+                    self._found.setdefault(address)
+                    return True
+        yield from self._descend(mask, level, probed=not inferred)
+        return True
+
+    def _descend(self, mask: SelectionMask, level: int, *,
+                 probed: bool) -> Generator[Probe, _Reply, None]:
+        """Split ``mask`` on axis ``level``. Only a ``probed`` parent's collision is taken as
+        proof that its last digit holds every slave (no chain of guesses after noise)."""
+        if level >= len(self._axes):
+            self._unresolved.append(mask)
+            return
+        axis = self._axes[level]
+        values = axis.values
+        answered = 0
+        for i, value in enumerate(values):
+            child = axis.child(mask, value)
+            last = i == len(values) - 1
+            if last and probed and axis.kind != "hex" and answered == 0:
+                # the parent collided and 0..8 found nobody: all of it is in digit 9
+                yield from self._node(child, level + 1, inferred=True)
+                return
+            if (yield from self._node(child, level + 1, inferred=False)):
+                answered += 1
+        if axis.kind == "hex" and answered == 0:
+            yield from self._node(mask, level + 1, inferred=True)  # all have F (or no nibbles)
+        elif axis.kind == "fab" and answered == len(values):
+            self._unresolved.append(mask)  # every digit answers: the fabrication is ignored

@@ -1,0 +1,403 @@
+"""The master instrument: ``MasterLink`` driven over a ``BusPort`` on the rig's clock.
+
+Synchronous: every call sends, listens until the response window has closed (and the answer
+is complete), retries as the link says, and returns an ``Exchange`` / ``Reply`` or raises a
+``LinkError`` naming the address and baud rate. Nothing waits without a deadline: the port's
+``read_char(deadline)`` returns None at the latest when the clock reaches the deadline.
+
+Echo: the port drops the master's own echo (``hardware.serial_port``); the master never sees
+it. Gaps inside a frame (``protocol.frame_faults.GappedWire``) are sent as two writes with
+a clock pause between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from hardware.clock import Clock
+from hardware.port import BusPort
+from hardware.trace import Trace, TraceEntry
+from protocol.app import decode_telegram
+from protocol.app.header import Header
+from protocol.app.requests import (
+    baud_switch_ci,
+    encode_application_reset,
+    encode_set_address,
+)
+from protocol.app.telegram import Telegram
+from protocol.chars import RxChar, WireBytes
+from protocol.errors import (
+    ApplicationError,
+    CollisionError,
+    EncodeError,
+    FrameError,
+    GarbledAnswerError,
+    LinkError,
+    NoAnswerError,
+    UnexpectedAnswerError,
+)
+from protocol.fields import ADDRESS_SELECTED, CI, PRIMARY_MAX, CField
+from protocol.frame_faults import GappedWire
+from protocol.frames import ControlFrame, Frame, LongFrame
+from protocol.identity import SecondaryAddress
+from protocol.link.master import (
+    DEFAULT_RETRIES,
+    Attempt,
+    Expect,
+    MasterLink,
+    Outcome,
+    Request,
+    Retrying,
+    Send,
+    check_retries,
+    raw_request,
+    req_ud1,
+    req_ud2,
+    snd_nke,
+    snd_ud,
+)
+from protocol.link.search import ReadProbe, SearchResult, SecondarySearch, SelectProbe
+from protocol.link.selection import ALL, SelectionMask
+from protocol.timing import char_time, check_baud
+
+MAX_PAGES = 32
+"""read_all stops after this many telegrams even if the slave says more follow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and what came back (the last attempt; ``history`` holds every attempt)."""
+
+    request: WireBytes
+    address: int | None
+    baud: int
+    expect: Expect
+    outcome: Outcome
+    frame: Frame | None
+    error: FrameError | None
+    chars: tuple[RxChar, ...]
+    request_end: float
+    first_char_time: float | None
+    response_delay: float | None
+    attempts: int
+    history: tuple[Attempt, ...]
+
+    @property
+    def ok(self) -> bool:
+        """The outcome is what ``expect`` asked for."""
+        return _matches(self.expect, self.outcome)
+
+    @property
+    def raw(self) -> bytes:
+        return bytes(ch.value for ch in self.chars)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An exchange whose answer was decoded (``telegram`` None for an E5)."""
+
+    exchange: Exchange
+    telegram: Telegram | None
+
+    @property
+    def frame(self) -> Frame | None:
+        return self.exchange.frame
+
+    @property
+    def more_follow(self) -> bool:
+        return self.telegram is not None and self.telegram.more_records_follow
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryHit:
+    """A primary address where something answered a scan."""
+
+    address: int
+    outcome: Outcome  # FRAME (one slave), COLLISION / GARBLED (several, or a bad answer)
+    secondary: SecondaryAddress | None
+    exchange: Exchange
+
+
+def _matches(expect: Expect, outcome: Outcome) -> bool:
+    if expect == "ack":
+        return outcome is Outcome.ACK
+    if expect == "frame":
+        return outcome is Outcome.FRAME
+    if expect == "none":
+        return outcome is Outcome.NONE
+    return outcome in (Outcome.ACK, Outcome.FRAME)
+
+
+class Master:
+    """The rig's M-Bus master over one ``BusPort``."""
+
+    def __init__(self, port: BusPort, clock: Clock, *, retries: int = DEFAULT_RETRIES,
+                 trace: Trace | None = None) -> None:
+        self.port = port
+        self.clock = clock
+        self.trace = trace
+        self.link = MasterLink(port.baud, retries=check_retries(retries))
+
+    # --- settings -----------------------------------------------------------------------------
+
+    @property
+    def baud(self) -> int:
+        return self.link.baud
+
+    @property
+    def retries(self) -> int:
+        return self.link.retries
+
+    @retries.setter
+    def retries(self, value: int) -> None:
+        self.link.retries = check_retries(value)
+
+    def set_baud(self, baud: int) -> None:
+        """Change the master's rate (port and engine)."""
+        check_baud(baud)
+        self.port.set_baud(baud)
+        self.link.set_baud(baud)
+
+    # --- the core loop ----------------------------------------------------------------------------
+
+    def run(self, request: Request) -> Exchange:
+        """Send ``request`` with the link's retries; return the last attempt (never raises on
+        the outcome; port errors propagate)."""
+        send = self.link.start(request, self.clock.now())
+        history: list[Attempt] = []
+        try:
+            while True:
+                self._send(send)
+                next_send: Send | None = None
+                while next_send is None:
+                    deadline = self.link.next_deadline
+                    assert deadline is not None
+                    ch = self.port.read_char(deadline)
+                    if ch is not None:
+                        self._trace_rx(ch)
+                        self.link.receive(ch)
+                        continue
+                    for event in self.link.poll(max(self.clock.now(), deadline)):
+                        if isinstance(event, Retrying):
+                            next_send = event.send
+                        else:
+                            history.append(event.attempt)
+                            if event.final:
+                                return self._exchange(request, history)
+                send = next_send
+        finally:
+            if self.link.busy:
+                self.link.abort()
+
+    def _send(self, send: Send) -> None:
+        wait = send.not_before - self.clock.now()
+        if wait > 0:
+            self.clock.sleep(wait)
+        if isinstance(send.data, GappedWire):
+            first, second = send.data.parts
+            self._trace_tx(first, self.port.write(first))
+            self.clock.sleep(send.data.pause)
+            end = self.port.write(second)
+            self._trace_tx(second, end)
+        else:
+            end = self.port.write(send.data)
+            self._trace_tx(send.data, end)
+        self.link.sent(end)
+
+    def _exchange(self, request: Request, history: list[Attempt]) -> Exchange:
+        last = history[-1]
+        return Exchange(
+            request=last.request, address=request.address, baud=last.baud,
+            expect=request.expect, outcome=last.outcome, frame=last.frame, error=last.error,
+            chars=last.chars, request_end=last.request_end,
+            first_char_time=last.first_char_time, response_delay=last.response_delay,
+            attempts=len(history), history=tuple(history))
+
+    def _trace_tx(self, data: WireBytes, end: float) -> None:
+        if self.trace is None:
+            return
+        ct = char_time(self.baud)
+        n = len(data.data)
+        for i, value in enumerate(data.data):
+            self.trace.append(TraceEntry(end - (n - 1 - i) * ct, "M>S", self.baud, value,
+                                         parity_error=i in data.bad_parity, source="master"))
+
+    def _trace_rx(self, ch: RxChar) -> None:
+        if self.trace is not None:
+            self.trace.record(ch, "S>M", self.baud)
+
+    # --- checked requests -----------------------------------------------------------------------
+
+    def _where(self, address: int | None) -> str:
+        where = "raw request" if address is None else f"address {address}"
+        return f"{where} at {self.baud} Bd"
+
+    def _checked(self, request: Request) -> Exchange:
+        exchange = self.run(request)
+        if exchange.ok:
+            return exchange
+        where = self._where(request.address)
+        tries = f"{exchange.attempts} attempt{'s' if exchange.attempts > 1 else ''}"
+        outcome = exchange.outcome
+        if outcome is Outcome.NONE:
+            raise NoAnswerError(f"no answer from {where} after {tries}")
+        if outcome is Outcome.COLLISION:
+            raise CollisionError(f"collision at {where} after {tries}: "
+                                 f"{exchange.raw.hex(' ').upper()}")
+        if outcome is Outcome.GARBLED:
+            raise GarbledAnswerError(f"garbled answer from {where} after {tries} "
+                                     f"({exchange.error}): {exchange.raw.hex(' ').upper()}")
+        raise UnexpectedAnswerError(f"{where}: expected {request.expect}, got "
+                                    f"{outcome.value} {exchange.raw.hex(' ').upper()}")
+
+    def _reply(self, exchange: Exchange) -> Reply:
+        frame = exchange.frame
+        if not isinstance(frame, LongFrame | ControlFrame):
+            return Reply(exchange, None)
+        if not CField(frame.c).is_rsp_ud():
+            raise UnexpectedAnswerError(f"{self._where(exchange.address)}: answer C field "
+                                        f"{frame.c:02X} is not RSP_UD")
+        try:
+            return Reply(exchange, decode_telegram(frame))
+        except ApplicationError as error:
+            raise UnexpectedAnswerError(f"{self._where(exchange.address)}: RSP_UD does not "
+                                        f"decode: {error}") from error
+
+    # --- the instrument's API --------------------------------------------------------------------
+
+    def exchange(self, request: bytes | WireBytes | Frame, expect: Expect = "any", *,
+                 retries: int = 0) -> Exchange:
+        """Send ``request`` exactly as given (no FCB logic, no retries by default) and return
+        what came back, whatever it is: for fault scenarios. Never raises on the outcome."""
+        return self.run(raw_request(request, expect, check_retries(retries)))
+
+    def snd_nke(self, address: int) -> Exchange:
+        """SND_NKE: reset the slave's link layer (and the FCB for ``address``)."""
+        return self._checked(snd_nke(address))
+
+    def req_ud2(self, address: int, *, fcv: bool = True) -> Reply:
+        """REQ_UD2 with the address's FCB; the answer decoded."""
+        exchange = self._checked(req_ud2(address, fcv=fcv))
+        return self._reply(exchange)
+
+    def req_ud1(self, address: int) -> Reply:
+        """REQ_UD1: E5 (``telegram`` None) or an alarm RSP_UD (CI 71)."""
+        return self._reply(self._checked(req_ud1(address)))
+
+    def read_all(self, address: int, *, reset: bool | None = None,
+                 max_pages: int = MAX_PAGES) -> list[Reply]:
+        """Every telegram of a multi-telegram readout (FCB toggled between them).
+
+        ``reset`` sends SND_NKE first (default: yes, except at 253 where SND_NKE deselects).
+        """
+        if reset is None:
+            reset = address != ADDRESS_SELECTED
+        if reset:
+            self.snd_nke(address)
+        replies = [self.req_ud2(address)]
+        while replies[-1].more_follow:
+            if len(replies) >= max_pages:
+                raise UnexpectedAnswerError(f"{self._where(address)}: more than {max_pages} "
+                                            f"telegrams, readout stopped")
+            replies.append(self.req_ud2(address))
+        return replies
+
+    def select(self, mask: SelectionMask | SecondaryAddress | str, *,
+               fabrication: int | str | None = None, ci: int = CI.SELECTION) -> Exchange:
+        """SND_UD to 253 with a selection (CI 52, or 56); E5 expected."""
+        sel = _mask(mask, fabrication)
+        data = sel.to_bytes(msb_first=ci == CI.SELECTION_56)
+        return self._checked(snd_ud(ADDRESS_SELECTED, ci, data))
+
+    def set_address(self, address: int, new: int) -> Exchange:
+        """CI 51 ``01 7A <new>``; the E5 comes at the old address."""
+        if not 0 <= new <= PRIMARY_MAX:
+            raise ValueError(f"new primary address {new} is not 0..{PRIMARY_MAX}")
+        exchange = self._checked(snd_ud(address, CI.SET_ADDRESS, encode_set_address(new)))
+        self.link.reset_fcb(new)
+        return exchange
+
+    def switch_baud(self, address: int, baud: int) -> Exchange:
+        """CI B8-BF: E5 at the old rate, then the master follows to ``baud``."""
+        try:
+            ci = baud_switch_ci(baud)
+        except EncodeError as error:
+            raise ValueError(str(error)) from None
+        exchange = self._checked(snd_ud(address, ci))
+        self.set_baud(baud)
+        return exchange
+
+    def application_reset(self, address: int, subcode: int | None = None) -> Exchange:
+        try:
+            data = encode_application_reset(subcode)
+        except EncodeError as error:
+            raise ValueError(str(error)) from None
+        return self._checked(snd_ud(address, CI.APPLICATION_RESET, data))
+
+    def scan_primary(self, addresses: Iterable[int] = range(PRIMARY_MAX + 1)) -> list[PrimaryHit]:
+        """REQ_UD2 to each address; every address where anything answered.
+
+        A REQ_UD2 (not SND_NKE) probes, so two slaves at one address give different RSP_UDs
+        and show up as a COLLISION instead of one clean E5.
+        """
+        hits: list[PrimaryHit] = []
+        for address in addresses:
+            if not 0 <= address <= PRIMARY_MAX:
+                raise ValueError(f"scan address {address} is not 0..{PRIMARY_MAX}")
+            exchange = self.run(req_ud2(address))
+            if exchange.outcome is Outcome.NONE:
+                continue
+            hits.append(PrimaryHit(address, exchange.outcome, self._secondary_of(exchange),
+                                   exchange))
+        return hits
+
+    def search_secondary(self, mask: SelectionMask | str = ALL, *,
+                         select_retries: int = 0) -> SearchResult:
+        """Find every slave matching ``mask`` by secondary address (protocol.link.search).
+
+        Selection probes are sent with ``select_retries`` (default none: a probe nobody
+        answers costs one response window); confirming reads use the master's retries.
+        """
+        search = SecondarySearch(_mask(mask, None))
+        started = self.clock.now()
+        while (probe := search.next_probe()) is not None:
+            if isinstance(probe, SelectProbe):
+                exchange = self.run(snd_ud(ADDRESS_SELECTED, CI.SELECTION,
+                                           probe.mask.to_bytes(), retries=select_retries))
+                search.report(exchange.outcome)
+            else:
+                assert isinstance(probe, ReadProbe)
+                exchange = self.run(req_ud2(ADDRESS_SELECTED))
+                search.report(exchange.outcome, self._secondary_of(exchange))
+        return replace(search.result, duration=self.clock.now() - started)
+
+    def _secondary_of(self, exchange: Exchange) -> SecondaryAddress | None:
+        """The secondary address in a clean RSP_UD's fixed header, else None."""
+        if exchange.outcome is not Outcome.FRAME:
+            return None
+        try:
+            reply = self._reply(exchange)
+        except LinkError:
+            return None
+        header = reply.telegram.header if reply.telegram else None
+        if isinstance(header, Header):
+            try:
+                return header.secondary_address
+            except ValueError:
+                return None
+        return None
+
+
+def _mask(mask: SelectionMask | SecondaryAddress | str, fabrication: int | str | None
+          ) -> SelectionMask:
+    if isinstance(mask, SecondaryAddress):
+        sel = SelectionMask.of(mask)
+    elif isinstance(mask, str):
+        sel = SelectionMask.parse(mask)
+    else:
+        sel = mask
+    if fabrication is not None:
+        fab = f"{fabrication:08d}" if isinstance(fabrication, int) else fabrication
+        sel = SelectionMask.parse(sel.digits, fab)
+    return sel
