@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hardware.profile import load_profile, shipped_profile
@@ -273,3 +275,12 @@ def test_power_loss_restores_profile_address_and_baud_keeps_access_number(
     core.disarm()
     t = telegram_of(only_transmit(wire.send(req_ud2())))
     assert t.header is not None and t.header.access_number == 1
+
+
+def test_req_ud1_answers_the_profile_alarm() -> None:
+    quiet = Wire(MeterCore(heat_meter_profile()))
+    ask = encode(ShortFrame(c_field(Function.REQ_UD1, fcb=True), 1))
+    assert only_transmit(quiet.send(ask)).data == bytes((ACK,))
+    alarmed = MeterCore(dataclasses.replace(heat_meter_profile(), alarm=0x05))
+    frame = decode(only_transmit(Wire(alarmed).send(ask)).data)
+    assert isinstance(frame, LongFrame) and frame.ci == CI.ALARM and frame.data == b"\x05"

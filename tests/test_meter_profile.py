@@ -13,8 +13,8 @@ from protocol.app.telegram import Telegram, decode_data
 from protocol.errors import ConfigError
 from protocol.meter import (
     HEAT_METER,
-    heat_meter_profile,
     MeterProfile,
+    heat_meter_profile,
     profile_from_dict,
     quantity_vif,
     rsp_ud_data,

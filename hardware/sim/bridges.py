@@ -131,6 +131,7 @@ class _Bridge:
         self.endpoint = endpoint
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._outbox = _Outbox(self.name, self._write_out)
         self.received = 0
         """Bytes taken from outside and put on the bus."""
 
@@ -138,6 +139,10 @@ class _Bridge:
         thread = threading.Thread(target=target, name=f"{self.name}-{name}", daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def _write_out(self, data: bytes) -> None:
+        """Write bytes the bus delivered to the outside program (writer thread)."""
+        raise NotImplementedError
 
     def _listen(self, deliver: Callable[[RxChar], None]) -> None:
         self.runner.call(lambda: Listeners.on(self.endpoint).callbacks.append(deliver))
@@ -156,10 +161,19 @@ class _Bridge:
         self.runner.call(lambda: self.endpoint.transmit(data))
 
     def close(self) -> None:
+        """Stop the threads (bounded), leave the endpoint, release what the bridge holds."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(JOIN_S)
+        self._unlisten()
+        self._outbox.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Close the outside side (file descriptors, sockets, symlinks)."""
 
     def __enter__(self) -> Any:
         return self
@@ -182,20 +196,23 @@ class _PtyBridge(_Bridge):
         self.link: Path | None = None
         if link is not None:
             self._make_link(Path(link))
-        self._outbox = _Outbox(self.name, self._write_out)
         self._listen(self._heard)
         self._start(self._read_loop, "reader")
 
     def _make_link(self, link: Path) -> None:
-        if link.is_symlink():
-            link.unlink()
-        elif link.exists():
-            raise ConfigError(f"{link}: exists and is not a symlink (not replacing it)")
+        problem = None
         try:
-            link.symlink_to(self.path)
+            if link.is_symlink():
+                link.unlink()
+            elif link.exists():
+                problem = "exists and is not a symlink (not replacing it)"
+            if problem is None:
+                link.symlink_to(self.path)
         except OSError as exc:
-            self._close_fds()
-            raise ConfigError(f"{link}: cannot create the symlink ({exc.strerror})") from None
+            problem = f"cannot create the symlink ({exc.strerror})"
+        if problem is not None:
+            self.close()
+            raise ConfigError(f"{link}: {problem}")
         self.link = link
 
     def _heard(self, ch: RxChar) -> None:
@@ -237,12 +254,7 @@ class _PtyBridge(_Bridge):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def close(self) -> None:
-        if self._stop.is_set():
-            return
-        super().close()
-        self._unlisten()
-        self._outbox.close()
+    def _release(self) -> None:
         self._close_fds()
         if self.link is not None and self.link.is_symlink():
             with contextlib.suppress(OSError):
@@ -280,10 +292,8 @@ class SlavePty(_PtyBridge):
             return
         self._outbox.put(ch)
 
-    def close(self) -> None:
-        if self._stop.is_set():
-            return
-        super().close()
+    def _release(self) -> None:
+        super()._release()
         endpoint = self.endpoint
         with contextlib.suppress(Exception):
             self.runner.call(lambda: self.bus.remove_slave(endpoint))  # type: ignore[arg-type]
@@ -299,17 +309,16 @@ class TcpGateway(_Bridge):
     name = "tcp"
 
     def __init__(self, runner: RealTimeRunner, endpoint: Endpoint, host: str, port: int) -> None:
-        super().__init__(runner, endpoint)
-        try:
-            self._server = socket.create_server((host, port), reuse_port=False)
-        except OSError as exc:
-            raise ConfigError(f"--tcp {host}:{port}: cannot listen ({exc.strerror or exc})") from None
-        self._server.settimeout(POLL_S)
-        self.address: tuple[str, int] = self._server.getsockname()[:2]
         self._client: socket.socket | None = None
         self._lock = threading.Lock()
-        self._outbox = _Outbox(self.name, self._write_out)
-
+        try:
+            server = socket.create_server((host, port))
+        except OSError as exc:
+            raise ConfigError(f"--tcp {host}:{port}: cannot listen ({exc.strerror or exc})") from None
+        super().__init__(runner, endpoint)
+        self._server = server
+        self._server.settimeout(POLL_S)
+        self.address: tuple[str, int] = self._server.getsockname()[:2]
         self._listen(self._outbox.put)
         self._start(self._serve, "server")
 
@@ -349,12 +358,7 @@ class TcpGateway(_Bridge):
                 return
             self._to_bus(data)
 
-    def close(self) -> None:
-        if self._stop.is_set():
-            return
-        super().close()
-        self._unlisten()
-        self._outbox.close()
+    def _release(self) -> None:
         self._server.close()
 
 
