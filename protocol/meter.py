@@ -702,6 +702,7 @@ class MeterCore:
         self._armed: list[ArmedFault] = []
         self._device_defects: frozenset[str] = frozenset()
         self._echo = _Echo()
+        self._uart_baud = profile.baud
         self.link = SlaveLink(self.app, slave_settings(profile))
         self.set_defects(defects)
 
@@ -767,6 +768,7 @@ class MeterCore:
         defects = self.link.settings.defects
         self.link = SlaveLink(self.app, replace(slave_settings(self.profile), defects=defects))
         self._echo = _Echo()
+        self._uart_baud = self.profile.baud
 
     # --- the wire ---------------------------------------------------------------------------
 
@@ -789,18 +791,19 @@ class MeterCore:
         for action in actions:
             if isinstance(action, SetBaud):
                 out.append(SetBaud(action.baud, action.after_transmit and not silenced))
+                self._uart_baud = action.baud
                 continue
             sent = self._shape_transmit(action)
             silenced = sent is None
             if sent is not None:
                 out.append(sent)
                 if self.echo:
-                    self._echo.sent(sent.data, sent.not_before, self.link.baud)
+                    self._echo.sent(sent.data, sent.not_before, self._uart_baud)
         return out
 
     def _shape_transmit(self, action: Transmit) -> Transmit | None:
         self.answers += 1
-        baud = self.link.baud
+        baud = self._uart_baud  # the rate the request came in and the answer goes out at
         request_end = (action.not_before - self.profile.response_delay
                        + STOP_SAMPLE_LAG_BITS / baud)
         is_frame = action.data[:1] != bytes((ACK,))
