@@ -117,9 +117,9 @@ class Record:
         """Build a record from M-Bus terms; extension bits are set here.
 
         ``vif`` is the VIF code (FD/FB for the extension tables, whose code is then the first
-        of ``vifes``); ``raw`` is the value as sent (int, float, text, hex text for the bytes of
-        a manufacturer-specific VIF 7F or ``binary`` LVAR data, a date/datetime/time for time points), or give ``value`` in
-        the base unit and the raw number is computed from the VIF's scale.
+        of ``vifes``). ``raw`` is the value as sent: int, float, text, hex text (the bytes of
+        a manufacturer-specific VIF 7F, or ``binary`` LVAR data), a date/datetime/time for
+        time points. Or give ``value`` in the base unit: raw is computed from the VIF's scale.
         Raises EncodeError naming what does not fit.
         """
         if function not in FUNCTIONS:
