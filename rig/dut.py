@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -83,10 +84,14 @@ class DutProgram:
         self.name = name
         self.argv = list(argv)
         self._log = tempfile.TemporaryFile(prefix=f"mbus-rig-dut-{name}-")
+        child_env = {**os.environ, **(env or {})}
+        # programs installed next to this Python (mbus-rig in a virtualenv) are found
+        child_env["PATH"] = os.pathsep.join(
+            [os.path.dirname(sys.executable), child_env.get("PATH", os.defpath)])
         try:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
+                cwd=cwd, env=child_env, start_new_session=True)
         except OSError as exc:
             self._log.close()
             raise HardwareError(f"DUT {name}: cannot start {self.argv[0]!r} "

@@ -14,6 +14,7 @@ two sessions never share it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -34,6 +35,11 @@ from .safety import RigLock, SafeStateGuard, lock_path_for
 log = logging.getLogger(__name__)
 
 _bus_numbers = itertools.count(1)
+
+#: A started DUT program gets this long (wall time) to open its pty before the first request.
+PROGRAM_SETTLE_S = 0.5
+#: An agent DUT started by the rig must answer its API within this (wall time).
+AGENT_READY_S = 15.0
 
 
 class NotSupportedError(MBusRigError):
@@ -120,9 +126,10 @@ class Faults:
                                     "the simulated bus (the real rig's hardware fixes it)")
         if role == "noise":
             rate = float(params["rate"])
-            bus.set_noise(rate, rate)
+            self._rig.in_sim(lambda: bus.set_noise(rate, rate))
         elif role == "collision":
-            bus.set_collision(None, float(params["window"]))
+            window = float(params["window"])
+            self._rig.in_sim(lambda: bus.set_collision(None, window))
 
     def clear(self) -> None:
         """Every fault off now; the simulated bus's fault settings back to the rig file's."""
@@ -238,24 +245,38 @@ class Rig:
         return "-".join(parts)
 
     def _build_sim(self) -> None:
-        from hardware.sim import SimBus, Simulation, VirtualClock
+        """The simulated bus: on virtual time, or -- when an outside program joins through a
+        pty (loopback) -- run along the wall clock by a RealTimeRunner."""
+        from hardware.sim import RealTimeRunner, SimBus, Simulation, VirtualClock
 
         cfg = self.config
         self.sim = Simulation(cfg.bus.seed)
-        self.clock = VirtualClock(self.sim)
-        sim_params = cfg.bus.sim
-        kwargs = {k: float(sim_params[k]) for k in ("hold_up", "power_up") if k in sim_params}
-        self.bus = SimBus(self.sim, master_baud=cfg.master.baud, echo=cfg.master.echo,
-                          name=self._bus_name(), trace=self.trace, **kwargs)
-        self.reset_bus_settings()
-        self.gpio = self._gpio_backend()
-        self.lines = FaultLines.from_specs(self.gpio, cfg.gpio.lines)
-        for dut_cfg in cfg.duts:
-            self.duts.append(self._build_sim_dut(dut_cfg))
-        targets = [d.extra["endpoint"] for d in self.duts if "endpoint" in d.extra]
-        self.bus.wire_lines(self.gpio, {line.role: line.pin for line in cfg.gpio.lines},
-                            active_high={line.role: line.active_high for line in cfg.gpio.lines},
-                            disconnect=targets[:1])
+        if self.mode == "loopback":
+            self.runner = RealTimeRunner(self.sim).start()
+            self.guard.add("real-time runner", self.runner.stop)
+            self.clock = RunnerClock(self.runner)
+        else:
+            self.clock = VirtualClock(self.sim)
+        with self.sim.lock:  # the runner thread (if any) waits until the bus is built
+            sim_params = cfg.bus.sim
+            kwargs = {k: float(sim_params[k]) for k in ("hold_up", "power_up") if k in sim_params}
+            self.bus = SimBus(self.sim, master_baud=cfg.master.baud, echo=cfg.master.echo,
+                              name=self._bus_name(), trace=self.trace, **kwargs)
+            self.reset_bus_settings()
+            gpio = self._gpio_backend()
+            self.gpio = gpio if self.runner is None else LockedGpio(gpio, self.runner)
+            self.lines = FaultLines.from_specs(self.gpio, cfg.gpio.lines)
+            for dut_cfg in cfg.duts:
+                self.duts.append(self._build_sim_dut(dut_cfg))
+            targets = [d.extra["endpoint"] for d in self.duts if "endpoint" in d.extra]
+            self.bus.wire_lines(gpio, {line.role: line.pin for line in cfg.gpio.lines},
+                                active_high={line.role: line.active_high
+                                             for line in cfg.gpio.lines},
+                                disconnect=targets[:1])
+
+    def in_sim(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the simulated bus (under its lock when it runs in real time)."""
+        return fn() if self.runner is None else self.runner.call(fn)
 
     def _build_hardware(self) -> None:
         cfg = self.config
@@ -290,12 +311,17 @@ class Rig:
 
     def reset_bus_settings(self) -> None:
         """The simulated bus's fault settings as the rig file has them."""
-        if self.bus is None:
+        bus = self.bus
+        if bus is None:
             return
         rate = float(self.config.bus.sim.get("noise_rate", 0.0))
-        self.bus.set_noise(rate, rate)
         window = self.config.bus.sim.get("collision_window")
-        self.bus.set_collision(None, None if window is None else float(window))
+
+        def reset() -> None:
+            bus.set_noise(rate, rate)
+            bus.set_collision(None, None if window is None else float(window))
+
+        self.in_sim(reset)
 
     # --- DUTs ----------------------------------------------------------------------------------
 
@@ -341,32 +367,59 @@ class Rig:
     def _program_dut(self, dut_cfg: DutConfig) -> Dut:
         from hardware.sim.bridges import SlavePty
 
-        runner = self._realtime()
-        bridge = SlavePty(runner, self.bus, name=dut_cfg.name, baud=dut_cfg.baud)
+        bridge = SlavePty(self.runner, self.bus, name=dut_cfg.name, baud=dut_cfg.baud)
         self._bridges.append(bridge)
         program = DutProgram(dut_cfg.name, expand_command(dut_cfg.command, bridge.path),
                              cwd=os.path.dirname(os.path.abspath(self.config.source))
                              if os.path.exists(self.config.source) else None)
         self._programs.append(program)
         control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
-        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=dut_cfg.address or 0,
-                   secondary=dut_cfg.secondary, capabilities=self._capabilities(dut_cfg),
-                   control=control, program=program,
+        self._wait_ready(program, control)
+        address, secondary = self._identity(dut_cfg, control)
+        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=address, secondary=secondary,
+                   capabilities=self._capabilities(dut_cfg), control=control, program=program,
                    extra={"endpoint": bridge.endpoint, "bridge": bridge})
 
-    def _realtime(self) -> Any:
-        if self.runner is None:
-            from hardware.sim import RealTimeRunner
+    def _identity(self, dut_cfg: DutConfig, control: Any) -> tuple[int, SecondaryAddress | None]:
+        """Primary and secondary address: the rig file's, else what an agent reports."""
+        address, secondary = dut_cfg.address, dut_cfg.secondary
+        if control is not None and (address is None or secondary is None):
+            ident = control.identity()
+            if address is None and isinstance(ident.get("address"), int):
+                address = ident["address"]
+            if secondary is None and isinstance(ident.get("secondary"), str):
+                try:
+                    secondary = SecondaryAddress.parse(ident["secondary"])
+                except ValueError:
+                    secondary = None
+        return (0 if address is None else address), secondary
 
-            self.runner = RealTimeRunner(self.sim).start()
-            self.guard.add("real-time runner", self.runner.stop)
-        return self.runner
+    def _wait_ready(self, program: DutProgram, control: Any) -> None:
+        """Give a started program time to open its pty; an agent until its API answers."""
+        clock = WallClock()
+        deadline = clock.now() + (AGENT_READY_S if control is not None else PROGRAM_SETTLE_S)
+        while True:
+            if not program.running:
+                raise HardwareError(f"DUT {program.name}: {' '.join(program.argv)} exited "
+                                    f"(status {program.process.poll()}): "
+                                    f"{program.output().strip()[-500:]}")
+            if control is not None:
+                try:
+                    control.status()
+                    return
+                except MBusRigError as exc:
+                    if clock.now() >= deadline:
+                        raise HardwareError(f"DUT {program.name}: the agent did not answer "
+                                            f"within {AGENT_READY_S:g} s ({exc})") from None
+            elif clock.now() >= deadline:
+                return
+            clock.sleep(0.05)
 
     def _build_remote_dut(self, dut_cfg: DutConfig) -> Dut:
         control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
-        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=dut_cfg.address or 0,
-                   secondary=dut_cfg.secondary, capabilities=self._capabilities(dut_cfg),
-                   control=control)
+        address, secondary = self._identity(dut_cfg, control)
+        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=address, secondary=secondary,
+                   capabilities=self._capabilities(dut_cfg), control=control)
 
     def _agent_control(self, dut_cfg: DutConfig) -> Any:
         from rig.agent.client import AgentClient, read_token_file
@@ -439,7 +492,7 @@ class Rig:
         for d in self.duts:
             meter = d.extra.get("meter")
             if meter is not None:
-                _restart_at(meter, baud)
+                self.in_sim(functools.partial(_restart_at, meter, baud))
             elif "baud_switch" in d.capabilities:
                 self.master.switch_baud(d.address, baud)
             else:
@@ -506,13 +559,70 @@ class Rig:
             self.lines.close()
         except MBusRigError as exc:
             log.error("fault lines: %s", exc)
-        if self.bus is not None and self.bus.name is not None:
-            from hardware.sim.registry import unregister
-
-            unregister(self.bus.name)
+        if self.bus is not None:
+            self.bus.close()
         self.guard.uninstall()
         if self.lock is not None:
             self.lock.release()
+
+
+class RunnerClock:
+    """SHIM (belongs in hardware/sim; asked for in the report): the rig's Clock on a bus run
+    in real time by a RealTimeRunner -- ``now`` is the simulation's time, which follows the
+    wall clock; ``sleep`` waits on the wall clock; ``call_at`` schedules on the simulation."""
+
+    is_virtual = False
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self._wall = WallClock()
+
+    def now(self) -> float:
+        return float(self.runner.now())
+
+    def sleep(self, seconds: float) -> None:
+        self._wall.sleep(seconds)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> None:
+        sim = self.runner.sim
+        self.runner.call(lambda: sim.schedule(max(when, sim.now()), callback))
+
+
+class LockedGpio:
+    """A GPIO backend whose changes run under the real-time simulation's lock: the simulated
+    bus follows the pins in listeners, and the runner thread must not run meanwhile."""
+
+    def __init__(self, gpio: Any, runner: Any) -> None:
+        self._gpio = gpio
+        self._runner = runner
+        self.name = gpio.name
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        return self._runner.call(fn) if self._runner.running else fn()
+
+    def setup_output(self, pin: int, level: bool) -> None:
+        self._call(lambda: self._gpio.setup_output(pin, level))
+
+    def setup_input(self, pin: int) -> None:
+        self._call(lambda: self._gpio.setup_input(pin))
+
+    def write(self, pin: int, level: bool) -> None:
+        self._call(lambda: self._gpio.write(pin, level))
+
+    def read(self, pin: int) -> bool:
+        return bool(self._gpio.read(pin))
+
+    def release(self, pin: int) -> None:
+        self._call(lambda: self._gpio.release(pin))
+
+    def cleanup(self) -> None:
+        self._call(self._gpio.cleanup)
+
+    def on_change(self, pin: int, callback: Callable[[int, bool], None]) -> None:
+        self._gpio.on_change(pin, callback)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gpio, name)
 
 
 class Population:
