@@ -41,6 +41,7 @@ class AgentServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64  # listen backlog: above the connection cap, so excess ones get 503
 
     def __init__(
         self,
@@ -92,9 +93,10 @@ class AgentServer(ThreadingHTTPServer):
             self._slots.release()
 
     def authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
+        scheme, _, credentials = (header or "").partition(" ")
+        if scheme.lower() != "bearer":  # auth schemes are case-insensitive (RFC 9110 11.1)
             return False
-        given = header[len("Bearer "):].strip().encode("utf-8", "surrogateescape")
+        given = credentials.strip().encode("utf-8", "surrogateescape")
         return hmac.compare_digest(given, self.token)
 
 
@@ -103,6 +105,7 @@ class AgentHandler(BaseHTTPRequestHandler):
     server_version = "mbus-rig-agent"
     sys_version = ""
     protocol_version = "HTTP/1.0"
+    default_request_version = "HTTP/1.0"  # even a garbled request line gets a status line
 
     def setup(self) -> None:
         super().setup()
