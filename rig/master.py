@@ -348,7 +348,7 @@ class Master:
             exchange = self.run(req_ud2(address))
             if exchange.outcome is Outcome.NONE:
                 continue
-            hits.append(PrimaryHit(address, exchange.outcome, self._secondary_of(exchange),
+            hits.append(PrimaryHit(address, exchange.outcome, self.secondary_of(exchange),
                                    exchange))
         return hits
 
@@ -369,10 +369,10 @@ class Master:
             else:
                 assert isinstance(probe, ReadProbe)
                 exchange = self.run(req_ud2(ADDRESS_SELECTED))
-                search.report(exchange.outcome, self._secondary_of(exchange))
+                search.report(exchange.outcome, self.secondary_of(exchange))
         return replace(search.result, duration=self.clock.now() - started)
 
-    def _secondary_of(self, exchange: Exchange) -> SecondaryAddress | None:
+    def secondary_of(self, exchange: Exchange) -> SecondaryAddress | None:
         """The secondary address in a clean RSP_UD's fixed header, else None."""
         if exchange.outcome is not Outcome.FRAME:
             return None

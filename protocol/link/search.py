@@ -20,11 +20,17 @@ Algorithm (a depth-first split of the address space):
    the (probed, colliding) parent: it is entered without being probed.
 3. A collision that survives a fully fixed ID: the medium, version and manufacturer nibbles
    with values 0-E (slaves that take F-nibble wildcards there, as libmbus's masks assume;
-   F is the wildcard itself, so a level where 0-E found nobody is passed with F kept);
+   F is the wildcard itself, so after 0-E the level is passed once more with F kept, for
+   slaves whose nibble is F);
    then the fabrication number by enhanced selection (``0C 78`` + 8 digits, F wildcards,
    EN 13757-3), which resolves slaves that take only the standard whole-field wildcards. A
-   level where every digit answers shows slaves that ignore the fabrication number: stop.
+   level where every digit answers shows slaves that ignore the fabrication number, one where
+   none does shows slaves without enhanced selection: stop.
 4. What is still colliding then is reported in ``unresolved``.
+
+Known limit (any E5-plus-read search shares it): byte-aligned answers merge by AND; when one
+slave's RSP_UD is a bitwise subset of another's and the checksums happen to agree, the merged
+answer is a valid frame and the pair looks like one slave.
 
 libmbus by contrast probes 0-9 at each of the 16 mask positions from the most significant
 digit, never tries A-F in the hex fields, and drops collisions at the last position.
@@ -175,7 +181,12 @@ class SecondarySearch:
                 return
             if (yield from self._node(child, level + 1, inferred=False)):
                 answered += 1
-        if axis.kind == "hex" and answered == 0:
-            yield from self._node(mask, level + 1, inferred=True)  # all have F (or no nibbles)
-        elif axis.kind == "fab" and answered == len(values):
-            self._unresolved.append(mask)  # every digit answers: the fabrication is ignored
+        if axis.kind == "hex":
+            # slaves with F here match only the wildcard: carry on with F kept (re-finding
+            # the others costs probes, missing one would cost a slave)
+            yield from self._node(mask, level + 1, inferred=True)
+        elif answered == 0 or (axis.kind == "fab" and answered == len(values)):
+            # nobody answered a single digit although the parent collided (slaves without
+            # enhanced selection, or noise), or every digit answered (the fabrication number
+            # is ignored): this axis cannot split them
+            self._unresolved.append(mask)

@@ -1,0 +1,227 @@
+"""SecondarySearch over populations of SlaveLinks (in-memory bus, AND-merge collision model).
+
+Slaves answering with the same response delay are byte-aligned: identical bytes (two E5s)
+merge cleanly, different bytes garble. Slaves with different delays collide with framing
+errors. Both kinds of population are searched here, and the probe count is compared with a
+model of libmbus's algorithm (mbus_scan_2nd_address_range: digits 0-9 at each of the 16
+positions, most significant first).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_link_helpers import FakeMeter, MemoryBus
+
+from protocol.fields import CI
+from protocol.identity import SecondaryAddress, manufacturer_code
+from protocol.link import (
+    ALL,
+    Outcome,
+    ReadProbe,
+    SecondarySearch,
+    SelectionMask,
+    SelectProbe,
+    SlaveLink,
+    SlaveSettings,
+    req_ud2,
+    snd_ud,
+)
+from rig.master import Master
+
+KAM = manufacturer_code("KAM")
+ELS = manufacturer_code("ELS")
+
+
+def slave(sec: SecondaryAddress, delay: float | None = None, *, fab: int | None = None,
+          nibbles: bool = False) -> SlaveLink:
+    settings = SlaveSettings(address=0, echo=False, response_delay=delay, nibble_wildcards=nibbles)
+    return SlaveLink(FakeMeter(identity=sec, fabrication_number=fab), settings)
+
+
+def run(slaves: list[SlaveLink], mask: SelectionMask = ALL) -> tuple[set[SecondaryAddress], Master, object]:
+    bus = MemoryBus(slaves)
+    master = Master(bus, bus.clock, retries=0)
+    result = master.search_secondary(mask)
+    return set(result.found), master, result
+
+
+def sec(id_: int, man: int = KAM, version: int = 1, medium: int = 4) -> SecondaryAddress:
+    return SecondaryAddress(id_, man, version, medium)
+
+
+def staggered(addresses: list[SecondaryAddress], *, nibbles: bool = False) -> list[SlaveLink]:
+    """Slaves with distinct response delays (a few bit times apart) and fabrication numbers."""
+    return [slave(a, 0.005 + i * 0.0031, fab=10_000_000 + 1_234_567 * i, nibbles=nibbles)
+            for i, a in enumerate(addresses)]
+
+
+def test_empty_bus_costs_one_probe() -> None:
+    found, _, result = run([])
+    assert found == set() and result.probes == 1  # type: ignore[attr-defined]
+
+
+def test_single_slave_costs_a_select_and_a_read() -> None:
+    found, _, result = run([slave(sec(12345678))])
+    assert found == {sec(12345678)}
+    assert (result.selects, result.reads) == (1, 1)  # type: ignore[attr-defined]
+
+
+def test_consecutive_serials_split_in_one_level() -> None:
+    addresses = [sec(12345670 + i) for i in range(10)]
+    found, _, result = run(staggered(addresses))
+    assert found == set(addresses)
+    assert result.selects <= 11 and result.reads == 10  # type: ignore[attr-defined]
+    assert result.unresolved == ()  # type: ignore[attr-defined]
+
+
+def test_clean_e5_pair_is_confirmed_and_split() -> None:
+    # same response delay: the two E5s overlap cleanly; their RSP_UDs garble
+    a, b = sec(12345678), sec(87654321)
+    search_found, _, result = run([slave(a), slave(b)])
+    assert search_found == {a, b}
+    assert result.reads >= 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (sec(12345678), sec(12345677)),  # last digit only
+        (sec(10000000), sec(20000000)),  # first digit only
+        (sec(12345678, medium=4), sec(12345678, medium=7)),
+        (sec(12345678, version=1), sec(12345678, version=0x1A)),
+        (sec(12345678, man=KAM), sec(12345678, man=ELS)),
+        (sec(12345678, medium=0x0E), sec(12345678, medium=0xFE)),
+    ],
+)
+def test_pairs_differing_in_one_place_with_nibble_wildcard_slaves(pair: tuple[SecondaryAddress, SecondaryAddress]) -> None:
+    found, _, result = run(staggered(list(pair), nibbles=True))
+    assert found == set(pair) and result.unresolved == ()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (sec(12345678, medium=4), sec(12345678, medium=7)),
+        (sec(12345678, man=KAM), sec(12345678, man=ELS)),
+    ],
+)
+def test_same_id_standard_slaves_resolved_by_fabrication_number(pair: tuple[SecondaryAddress, SecondaryAddress]) -> None:
+    slaves = [slave(pair[0], 0.005, fab=11112222), slave(pair[1], 0.009, fab=11113333)]
+    found, _, result = run(slaves)
+    assert found == set(pair) and result.unresolved == ()  # type: ignore[attr-defined]
+
+
+def test_indistinguishable_slaves_are_reported_unresolved() -> None:
+    twins = [slave(sec(12345678), 0.005), slave(sec(12345678), 0.009)]
+    found, _, result = run(twins)
+    assert found == set()
+    assert [str(m) for m in result.unresolved] == ["12345678FFFFFFFF"]  # type: ignore[attr-defined]
+
+
+def test_root_mask_limits_the_search() -> None:
+    addresses = [sec(12345678), sec(12345679), sec(22345678)]
+    found, _, _ = run(staggered(addresses), SelectionMask.parse("1FFFFFFFFFFFFFFF"))
+    assert found == {sec(12345678), sec(12345679)}
+
+
+def test_search_protocol_misuse() -> None:
+    search = SecondarySearch()
+    assert isinstance(search.next_probe(), SelectProbe)
+    assert search.next_probe() == search.next_probe()  # same probe until reported
+    search.report(Outcome.NONE)
+    assert search.done and search.next_probe() is None
+    with pytest.raises(RuntimeError, match="finished"):
+        search.report(Outcome.NONE)
+
+
+def test_ack_without_confirming_read_descends() -> None:
+    search = SecondarySearch(SelectionMask.parse("1234567FFFFFFFFF"))
+    search.report(Outcome.ACK)
+    assert isinstance(search.next_probe(), ReadProbe)
+    search.report(Outcome.NONE)  # nobody answers the read: descend rather than guess
+    probe = search.next_probe()
+    assert isinstance(probe, SelectProbe) and str(probe.mask) == "12345670FFFFFFFF"
+
+
+# --- random populations ------------------------------------------------------------------
+
+ids = st.integers(0, 99_999_999)
+populations = st.lists(
+    st.builds(sec, ids, st.sampled_from([KAM, ELS]), st.sampled_from([1, 2]), st.sampled_from([4, 7])),
+    min_size=0, max_size=6, unique=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(populations)
+def test_random_populations_all_found(addresses: list[SecondaryAddress]) -> None:
+    fabs = [10_000_000 + i * 1_111_111 for i in range(len(addresses))]
+    slaves = [slave(a, 0.005 + i * 0.0031, fab=f) for i, (a, f) in enumerate(zip(addresses, fabs, strict=True))]
+    found, _, result = run(slaves)
+    assert found == set(addresses) and result.unresolved == ()  # type: ignore[attr-defined]
+
+
+# --- compared with libmbus's algorithm ---------------------------------------------------
+
+
+def libmbus_search(master: Master) -> tuple[set[SecondaryAddress], int]:
+    """mbus_scan_2nd_address_range: at each position 0..15, digits 0-9; collision -> next
+    position (none after the last); single E5 -> read the address."""
+    found: set[SecondaryAddress] = set()
+    probes = 0
+
+    def scan(pos: int, mask: str) -> None:
+        nonlocal probes
+        for digit in "0123456789":
+            m = mask[:pos] + digit + mask[pos + 1 :]
+            probes += 1
+            ex = master.run(snd_ud(253, CI.SELECTION, SelectionMask.parse(m).to_bytes(), retries=0))
+            if ex.outcome is Outcome.ACK:
+                probes += 1
+                address = master.secondary_of(master.run(req_ud2(253)))
+                if address is not None:
+                    found.add(address)
+            elif ex.outcome is not Outcome.NONE and pos < 15:
+                scan(pos + 1, m)
+
+    scan(0, "F" * 16)
+    return found, probes
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        [],
+        [sec(12345678)],
+        [sec(12345670 + i) for i in range(10)],
+        [sec(31000000 + 7 * i) for i in range(6)],
+    ],
+)
+def test_fewer_probes_and_less_bus_time_than_libmbus(addresses: list[SecondaryAddress]) -> None:
+    found, _, ours = run(staggered(addresses))
+    bus = MemoryBus(staggered(addresses))
+    master = Master(bus, bus.clock, retries=0)
+    start = bus.clock.now()
+    theirs, their_probes = libmbus_search(master)
+    their_time = bus.clock.now() - start
+    assert found == set(addresses) == theirs
+    assert ours.probes < their_probes  # type: ignore[attr-defined]
+    assert ours.duration is not None and ours.duration < their_time  # type: ignore[attr-defined]
+
+
+def test_spread_population_costs_at_most_the_root_probe_more_than_libmbus() -> None:
+    addresses = [sec(12345678), sec(55555555), sec(99999999)]
+    found, _, ours = run(staggered(addresses))
+    bus = MemoryBus(staggered(addresses))
+    theirs, their_probes = libmbus_search(Master(bus, bus.clock, retries=0))
+    assert found == theirs == set(addresses)
+    assert ours.probes <= their_probes + 1  # type: ignore[attr-defined]
+
+
+def test_libmbus_model_misses_what_the_search_finds() -> None:
+    pair = [sec(12345678, medium=4), sec(12345678, medium=0x0A)]
+    bus = MemoryBus(staggered(pair, nibbles=True))
+    theirs, _ = libmbus_search(Master(bus, bus.clock, retries=0))
+    found, _, _ = run(staggered(pair, nibbles=True))
+    assert found == set(pair) and theirs != set(pair)
