@@ -32,6 +32,8 @@ STOP = 0x16
 MAX_DATA = 252
 """L is one byte and counts C, A, CI and the data: 3 + 252 = 255."""
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
 
 @dataclass(frozen=True, slots=True)
 class SingleChar:
@@ -167,21 +169,19 @@ def parse_hex(text: str) -> bytes:
 
     Raises ValueError naming the first bad token.
     """
-    cleaned = text.replace(",", " ").split()
-    if len(cleaned) == 1 and len(cleaned[0]) > 2:
-        token = cleaned[0]
-        if len(token) % 2:
-            raise ValueError(f"odd number of hex digits in {token[:16]!r}")
-        cleaned = [token[i : i + 2] for i in range(0, len(token), 2)]
-    out = bytearray()
-    for token in cleaned:
+    cleaned: list[str] = []
+    for token in text.replace(",", " ").split():
         if token.lower().startswith("0x"):
             token = token[2:]
-        try:
-            value = int(token, 16)
-        except ValueError:
-            raise ValueError(f"{token!r} is not a hex byte") from None
-        if not 0 <= value <= 0xFF or len(token) > 2:
+        if len(token) > 2:
+            if len(token) % 2:
+                raise ValueError(f"odd number of hex digits in {token[:16]!r}")
+            cleaned.extend(token[i : i + 2] for i in range(0, len(token), 2))
+        else:
+            cleaned.append(token)
+    out = bytearray()
+    for token in cleaned:
+        if not token or len(token) > 2 or any(ch not in _HEX_DIGITS for ch in token):
             raise ValueError(f"{token!r} is not a hex byte")
-        out.append(value)
+        out.append(int(token, 16))
     return bytes(out)

@@ -12,16 +12,20 @@ from dataclasses import dataclass
 
 MEDIUM_NAMES: dict[int, str] = {
     0x00: "Other", 0x01: "Oil", 0x02: "Electricity", 0x03: "Gas", 0x04: "Heat: Outlet",
-    0x05: "Steam", 0x06: "Hot water", 0x07: "Water", 0x08: "Heat Cost Allocator",
+    0x05: "Steam", 0x06: "Warm water (30-90 degC)", 0x07: "Water", 0x08: "Heat Cost Allocator",
     0x09: "Compressed Air", 0x0A: "Cooling load meter: Outlet", 0x0B: "Cooling load meter: Inlet",
     0x0C: "Heat: Inlet", 0x0D: "Heat / Cooling load meter", 0x0E: "Bus/System", 0x0F: "Unknown",
-    0x15: "Hot water", 0x16: "Cold water", 0x17: "Dual water", 0x18: "Pressure",
+    0x15: "Hot water (>= 90 degC)", 0x16: "Cold water", 0x17: "Dual water", 0x18: "Pressure",
     0x19: "A/D Converter",
 }
 
 
 def medium_name(medium: int) -> str:
-    """Name of a medium byte (libmbus's wording), "Reserved" when the table has none."""
+    """Name of a medium byte (EN 13757-3:2013 table 3), "Reserved" when the table has none.
+
+    MBUS.md calls 06 "hot water"; the standard has 06 = warm water (30-90 degC) and
+    15 = hot water (>= 90 degC).
+    """
     return MEDIUM_NAMES.get(medium, "Reserved")
 
 
