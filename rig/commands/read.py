@@ -3,18 +3,20 @@
 ``--all-telegrams`` follows a multi-telegram readout (DIF 1F: more records follow) with the
 FCB toggled for each next telegram and kept on a retry (EN 13757-2, MBUS.md "Link-layer
 behaviour"); the link layer sends SND_NKE first so the first telegram is the first page.
-``--json`` prints the decode JSON (one object per telegram, as ``mbus-rig decode``).
+``--json`` prints the decode JSON: one object per telegram, one per line, as ``mbus-rig
+decode`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from protocol.identity import manufacturer_letters, medium_name
 from rig.tools import options
 from rig.tools.bus import BusSession, open_bus, target_name
-from rig.tools.output import print_json, print_line, print_table
+from rig.tools.output import print_line, print_table
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,8 +44,8 @@ def read(bus: BusSession, args: argparse.Namespace) -> int:
     else:
         replies = [bus.call(target, lambda m: m.req_ud2(address))]
     if args.json:
-        objects = [telegram_object(reply) for reply in replies]
-        print_json(objects if args.all_telegrams else objects[0])
+        for reply in replies:
+            print_line(json.dumps(telegram_object(reply), allow_nan=False))
         return 0
     for index, reply in enumerate(replies):
         print_telegram(reply, index=index, count=len(replies), target=target)

@@ -17,8 +17,12 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.errors import CollisionError, FrameError, LinkError, NoAnswerError
+from protocol.app import decode_telegram
+from protocol.errors import ConfigError, MBusRigError
 from protocol.fields import PRIMARY_MAX
+from protocol.link import master as link
+from protocol.link.master import Outcome
+from rig.master import Exchange, Reply
 from rig.tools import options
 from rig.tools.bus import BusSession, identity_of_secondary, identity_row, open_bus
 from rig.tools.output import hex_bytes, note, print_json, print_table, progress
@@ -62,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def raise_usage(message: str) -> None:
-    from protocol.errors import ConfigError
-
     raise ConfigError(message)
 
 
@@ -87,34 +89,44 @@ class PrimaryScan:
 
 
 def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
-    """SND_NKE, then REQ_UD2 to confirm: None when nothing answered at ``address``."""
-    try:
-        ack = bus.master.snd_nke(address)
-    except NoAnswerError:
+    """SND_NKE, then REQ_UD2 to confirm: None when nothing answered at ``address``.
+
+    Two slaves at one address: their E5s can merge into one clean E5, but their RSP_UDs
+    differ, so the confirmation comes back garbled, the same way on every attempt (or with
+    parity/framing errors when they are not bit-aligned). Noise garbles differently each
+    time, and a retry usually gets through.
+    """
+    ack = bus.master.run(link.snd_nke(address))
+    if ack.outcome is Outcome.NONE:
         return None
-    except CollisionError as exc:
-        return PrimaryFinding(address, "collision", detail=f"garbled E5: {_bytes_of(exc)}")
-    except (FrameError, LinkError) as exc:
-        return PrimaryFinding(address, "bad answer", detail=str(exc))
+    if ack.outcome is not Outcome.ACK:
+        status = "collision" if ack.outcome in (Outcome.COLLISION, Outcome.GARBLED) else "bad answer"
+        return PrimaryFinding(address, status, detail=f"SND_NKE answered {hex_bytes(ack.raw)}")
     delay = bus.delay_ms(ack)
-    try:
-        reply = bus.master.req_ud2(address)
-    except CollisionError as exc:
-        return PrimaryFinding(address, "collision", response_delay_ms=delay,
-                              detail=f"E5, then several RSP_UDs at once: {_bytes_of(exc)}")
-    except NoAnswerError:
+    answer = bus.master.run(link.req_ud2(address))
+    if answer.outcome is Outcome.NONE:
         return PrimaryFinding(address, "no RSP_UD", response_delay_ms=delay,
                               detail="acknowledges SND_NKE, does not answer REQ_UD2")
-    except (FrameError, LinkError) as exc:
-        return PrimaryFinding(address, "bad answer", response_delay_ms=delay, detail=str(exc))
-    return PrimaryFinding(address, "ok", slave=identity_row(reply), response_delay_ms=delay)
+    if answer.outcome is Outcome.FRAME:
+        try:
+            reply = Reply(answer, decode_telegram(answer.frame))  # type: ignore[arg-type]
+        except (MBusRigError, TypeError) as exc:
+            return PrimaryFinding(address, "bad answer", response_delay_ms=delay, detail=str(exc))
+        return PrimaryFinding(address, "ok", slave=identity_row(reply), response_delay_ms=delay)
+    if answer.outcome is Outcome.COLLISION or _several_answer(answer):
+        return PrimaryFinding(address, "collision", response_delay_ms=delay,
+                              detail=f"E5, then garbled RSP_UDs on every attempt: "
+                              f"{hex_bytes(answer.raw)}")
+    return PrimaryFinding(address, "bad answer", response_delay_ms=delay,
+                          detail=f"{answer.error}: {hex_bytes(answer.raw)}")
 
 
-def _bytes_of(exc: BaseException) -> str:
-    from rig.tools.errors import _raw_of
-
-    raw = _raw_of(exc)
-    return hex_bytes(raw) if raw else str(exc)
+def _several_answer(exchange: Exchange) -> bool:
+    """Garbled on every attempt the same way, or with character errors: several senders."""
+    attempts = exchange.history
+    if any(not ch.ok for attempt in attempts for ch in attempt.chars):
+        return True
+    return len(attempts) > 1 and len({attempt.raw for attempt in attempts}) == 1
 
 
 def run_primary_scan(bus: BusSession, addresses: range) -> PrimaryScan:
@@ -170,12 +182,19 @@ def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
     result = bus.search_secondary(args.mask)
     bus_time = bus.clock.now() - start
     found = [identity_of_secondary(s) for s in result.found]
+    unresolved = [str(m) for m in result.unresolved]
     if args.json:
         print_json({"device": bus.device, "baud": bus.baud, "scan": "secondary", "mask": args.mask,
-                    "found": found, "probes": result.probes, "bus_time_s": round(bus_time, 6)})
+                    "found": found, "unresolved": unresolved, "probes": result.probes,
+                    "selects": result.selects, "reads": result.reads,
+                    "bus_time_s": round(bus_time, 6)})
         return 0
+    for mask in unresolved:
+        note(f"collision under {mask}: several slaves match it and none of the selections "
+             "separated them (same secondary address and fabrication number?)")
     if not found:
-        note(f"no slave matched {args.mask} ({bus.baud} baud, {result.probes} probes)")
+        if not unresolved:
+            note(f"no slave matched {args.mask} ({bus.baud} baud, {result.probes} probes)")
         return 0
     print_table(("secondary", "id", "manufacturer", "version", "medium"),
                 [(f["secondary"], f["id"], f["manufacturer"], f["version"], f["medium"])

@@ -61,15 +61,17 @@ def parse_sim_device(device: str) -> int | None:
 
 def sim_population(count: int, *, seed: int, baud: int,
                    profile: MeterProfile | None = None) -> list[MeterProfile]:
-    """``count`` meter profiles at addresses 1..count with distinct random IDs (seeded)."""
+    """``count`` meter profiles at addresses 1..count with distinct random IDs and
+    fabrication numbers (seeded)."""
     from protocol.meter import heat_meter_profile
 
     base = profile if profile is not None else heat_meter_profile()
     rng = random.Random(seed)
     ids = rng.sample(range(FIRST_SIM_ID, 100_000_000), count)
+    fabrication = rng.sample(range(FIRST_SIM_ID, 100_000_000), count)
     bauds = tuple(sorted(set(base.bauds) | {baud}))
     return [dataclasses.replace(base, id=ids[i], address=i + 1, baud=baud, bauds=bauds,
-                                name=f"meter{i + 1}")
+                                fabrication_number=fabrication[i], name=f"meter{i + 1}")
             for i in range(count)]
 
 
@@ -245,7 +247,8 @@ def open_sim(profiles: Sequence[MeterProfile], *, device: str = "sim", baud: int
     clock = VirtualClock(sim)
     name = f"mbus-rig-tools-{os.getpid()}-{next(_sim_numbers)}"
     trace = _trace_class()() if verbose else None
-    bus = SimBus(sim, master_baud=baud, echo=echo, name=name, trace=trace or False)
+    bus = SimBus(sim, master_baud=baud, echo=echo, name=name,
+                 trace=trace if trace is not None else False)
     meters = [SimMeter.on_bus(bus, MeterCore(profile), name=profile.name) for profile in profiles]
     port = SerialBusPort(f"mbussim://{name}", clock, baud=baud, echo=echo)
     master = _master(port, clock, retries=retries, echo=echo, trace=None, timeout=timeout)

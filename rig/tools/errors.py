@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from protocol.errors import (
+    CharacterError,
     CollisionError,
     FrameError,
     GarbledAnswerError,
@@ -19,6 +20,7 @@ from protocol.errors import (
     UnexpectedAnswerError,
 )
 
+CHARACTER_ERROR = CharacterError.check
 _TRAILING_HEX = re.compile(r":\s*((?:[0-9A-Fa-f]{2}\s?)+)$")
 _GARBLED = re.compile(r"after (\d+) attempts? \((.*)\):\s*[0-9A-Fa-f ]*$")
 
@@ -45,8 +47,11 @@ def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
         match = _GARBLED.search(str(exc))
         why = match.group(2) if match else str(exc)
         count = f", {match.group(1)} attempts" if match else tries
+        hint = (" (parity/framing errors: several slaves answering at once, or noise)"
+                if why.startswith(CHARACTER_ERROR) else "")
         return GarbledAnswerError(
-            f"garbled answer from {target} ({baud} baud{count}): {why}; bytes: {hex_bytes(got)}")
+            f"garbled answer from {target} ({baud} baud{count}): {why}{hint}; "
+            f"bytes: {hex_bytes(got)}")
     if isinstance(exc, FrameError):
         what = exc.check
         return type(exc)(

@@ -6,7 +6,9 @@ The progress bar goes to stderr and only when stderr is a terminal.
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,23 +20,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 
-def _console(stream: TextIO) -> Console:
-    is_tty = stream.isatty()
-    return Console(file=stream, highlight=False, soft_wrap=False,
-                   width=None if is_tty else 120, no_color=not is_tty,
-                   force_terminal=False if not is_tty else None)
-
-
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]], *,
-                title: str | None = None, stream: TextIO | None = None) -> None:
-    """A plain table: one header row, one row per item, every cell as text."""
-    out = stream if stream is not None else sys.stdout
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+def render_table(columns: Sequence[str], rows: Sequence[Sequence[object]], *,
+                 width: int = 200) -> str:
+    """A plain-text table (header, rule, one line per row), no colour, no trailing spaces."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    _console(out).print(table)
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, no_color=True, highlight=False, force_terminal=False,
+            color_system=None).print(table)
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]], *,
+                title: str | None = None, stream: TextIO | None = None) -> None:
+    """``title`` on its own line, then the table."""
+    out = stream if stream is not None else sys.stdout
+    width = shutil.get_terminal_size((200, 24)).columns if out.isatty() else 200
+    if title:
+        out.write(title + "\n")
+    out.write(render_table(columns, rows, width=width))
 
 
 def print_json(data: Any, *, stream: TextIO | None = None) -> None:
