@@ -144,14 +144,14 @@ def test_trace_has_received_and_sent_characters(agent: Agent) -> None:
     request = frames.encode(frames.ShortFrame(0x40, 1))
     os.write(agent.master, request)
     assert read_frame(agent.master) == b"\xe5"
-    trace = agent.client.trace()
+    trace = agent.client.slave_trace()
     rx = [e.value for e in trace.entries if e.direction == "M>S"]
     tx = [e.value for e in trace.entries if e.direction == "S>M"]
     assert bytes(rx) == request and tx == [0xE5]
     assert [e.source for e in trace.entries] == ["rx"] * len(request) + ["tx"]
     last = trace.entries[-1].time
-    assert len(agent.client.trace(since=last).entries) == 1
-    assert len(agent.client.trace(limit=2).entries) == 2
+    assert len(agent.client.trace(since=last)) == 1
+    assert len(agent.client.slave_trace(limit=2)) == 2
     framed = agent.client._call("GET", "/trace?format=frames")["frames"]
     assert [f["direction"] for f in framed] == ["M>S", "S>M"]
 
@@ -223,3 +223,11 @@ def test_openapi_document_matches_the_routes(agent: Agent) -> None:
     assert documented == routed
     for path, _method in documented:
         assert allowed_methods(path) is not None
+
+
+def test_client_is_a_dut_control(agent: Agent) -> None:
+    from rig.dut import DutControl
+
+    assert isinstance(agent.client, DutControl)
+    entries = agent.client.trace()
+    assert isinstance(entries, list)

@@ -13,6 +13,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -64,19 +65,26 @@ class AgentClient:
     def disarm(self) -> dict[str, Any]:
         return self._call("DELETE", "/faults")
 
-    def set_defects(self, names: list[str] | tuple[str, ...] | frozenset[str] | set[str]) -> dict[str, Any]:
+    def set_defects(self, names: Iterable[str]) -> dict[str, Any]:
         return self._call("PUT", "/defects", {"defects": sorted(names)})
 
     def identity(self) -> dict[str, Any]:
         return self._call("GET", "/identity")
 
-    def trace(self, since: float | None = None, limit: int | None = None) -> Trace:
-        """The slave-side trace (on the agent's clock) as a Trace."""
+    def trace(self, since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The slave-side trace entries (TraceEntry fields; times on the agent's clock)."""
         query = {k: v for k, v in (("since", since), ("limit", limit)) if v is not None}
         data = self._call("GET", "/trace" + (f"?{urlencode(query)}" if query else ""))
+        entries = data.get("entries")
+        if not isinstance(entries, list):
+            raise HardwareError(f"agent at {self.base_url}: malformed trace reply")
+        return entries
+
+    def slave_trace(self, since: float | None = None, limit: int | None = None) -> Trace:
+        """The slave-side trace as a :class:`hardware.trace.Trace` (frames, table, JSON)."""
         try:
-            return Trace(TraceEntry(**entry) for entry in data["entries"])
-        except (KeyError, TypeError, ValueError) as exc:
+            return Trace(TraceEntry(**entry) for entry in self.trace(since, limit))
+        except (TypeError, ValueError) as exc:
             raise HardwareError(f"agent at {self.base_url}: malformed trace reply ({exc})") from None
 
     # --- the agent's extras ----------------------------------------------------------------
