@@ -12,6 +12,7 @@ from protocol.chars import RxChar, WireBytes, as_wire, even_parity_bit
 from protocol.frames import ShortFrame, encode
 from protocol.identity import SecondaryAddress, manufacturer_code
 from protocol.link import RspUd, SetBaud, SlaveAction, SlaveLink, SlaveSettings, Transmit
+from protocol.link.master import STOP_SAMPLE_BITS
 from protocol.timing import char_time
 
 KAM = manufacturer_code("KAM")
@@ -49,10 +50,11 @@ class FakeMeter:
 
 
 def rx(data: bytes | WireBytes, t0: float, baud: int) -> list[RxChar]:
-    """The characters of ``data`` as received back to back, the first starting at ``t0``."""
+    """The characters of ``data`` as received back to back, the first starting at ``t0``;
+    each time-stamped at its stop-bit sample (10.5 bit times after its start bit)."""
     wire = as_wire(data)
     ct = char_time(baud)
-    return [RxChar(b, t0 + (i + 1) * ct, parity_error=i in wire.bad_parity)
+    return [RxChar(b, t0 + i * ct + STOP_SAMPLE_BITS / baud, parity_error=i in wire.bad_parity)
             for i, b in enumerate(wire.data)]
 
 
@@ -198,8 +200,8 @@ class MemoryBus:
         for (start, baud), datas in by_start.items():
             ct = char_time(baud)
             for i, (value, parity) in enumerate(and_merge(datas)):
-                chars.append((start + i * ct, start + (i + 1) * ct, value, parity,
-                              baud != self._baud))
+                chars.append((start + i * ct, start + i * ct + STOP_SAMPLE_BITS / baud, value,
+                              parity, baud != self._baud))
         out: list[RxChar] = []
         for begin, stop, value, parity, framing in chars:
             overlapping = [c for c in chars if c[0] < stop and begin < c[1]

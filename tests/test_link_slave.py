@@ -70,7 +70,7 @@ def test_rsp_ud_carries_own_address_and_identity() -> None:
 def test_answer_timing_default_and_setting() -> None:
     link, _ = make(5)
     actions = feed(link, short(NKE, 5), 1.0)
-    end = 1.0 + 5 * char_time(2400)
+    end = rx(short(NKE, 5), 1.0, 2400)[-1].time  # the last character's stop-bit sample
     assert actions == [Transmit(E5, pytest.approx(end + 2 * response_window(2400)[0]))]
     link, _ = make(5, response_delay=0.05)
     (action,) = feed(link, short(NKE, 5), 1.0)

@@ -35,8 +35,10 @@ def test_snd_nke_and_req_ud2_with_timings() -> None:
     master, bus = rig(slave)
     ex = master.snd_nke(5)
     assert ex.outcome is Outcome.ACK and ex.attempts == 1 and ex.frame == SingleChar()
-    assert ex.response_delay == pytest.approx(0.02)
-    assert ex.first_char_time == pytest.approx(ex.request_end + 0.02 + char_time(2400))
+    # SlaveLink times its answer from the request's last stop-bit sample, half a bit
+    # before the request's end
+    assert ex.response_delay == pytest.approx(0.02 - 0.5 / 2400)
+    assert ex.first_char_time == pytest.approx(ex.request_end + 0.02 + 10 / 2400)
     reply = master.req_ud2(5)
     assert reply.telegram is not None and reply.telegram.ci == 0x72
     assert reply.telegram.header is not None
@@ -257,3 +259,46 @@ def test_slave_settings_reach_through() -> None:
     slave = SlaveLink(FakeMeter(), SlaveSettings(address=5, echo=False, accept_fcv0=False))
     master, _ = rig(slave, retries=0)
     assert master.exchange(ControlFrame(0x43, 5, 0x50), expect="none").ok
+
+
+# --- over the simulated bus (bit-level UART model, emulated meters, mbussim:// port) -------
+
+
+def sim_master(name: str, count: int, *, first_address: int = 1, retries: int = 0,
+               **profile_changes: object) -> tuple[Master, list[object]]:
+    import dataclasses
+
+    from hardware.serial_port import SerialBusPort
+    from hardware.sim import SimBus, Simulation, VirtualClock
+    from hardware.sim.meter import put_meters
+    from protocol.meter import heat_meter_profile
+
+    sim = Simulation(seed=7)
+    bus = SimBus(sim, name=name)
+    profile = dataclasses.replace(heat_meter_profile(), **profile_changes)  # type: ignore[arg-type]
+    meters = put_meters(bus, profile, count, first_address=first_address)
+    port = SerialBusPort(f"mbussim://{name}", VirtualClock(sim), baud=2400)
+    return Master(port, VirtualClock(sim), retries=retries), list(meters)
+
+
+def test_sim_bus_primary_readout_and_timing() -> None:
+    master, meters = sim_master("link-master-1", 1)
+    replies = master.read_all(1)
+    assert replies and replies[-1].more_follow is False
+    delay = replies[0].exchange.response_delay
+    low, high = response_window(2400)
+    assert delay is not None and low <= delay <= high
+    assert delay == pytest.approx(meters[0].profile.response_delay, abs=1e-6)  # type: ignore[attr-defined]
+
+
+def test_sim_bus_secondary_search_finds_every_meter() -> None:
+    master, meters = sim_master("link-master-2", 6, first_address=0)
+    result = master.search_secondary()
+    expected = {m.profile.secondary for m in meters}  # type: ignore[attr-defined]
+    assert set(result.found) == expected and result.unresolved == ()
+
+
+def test_sim_bus_two_meters_at_one_address_collide() -> None:
+    master, _ = sim_master("link-master-3", 2, first_address=0)
+    with pytest.raises((CollisionError, GarbledAnswerError)):
+        master.req_ud2(0)

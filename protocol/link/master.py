@@ -44,10 +44,12 @@ from ..fields import (
 )
 from ..framer import Framer, FrameReceived, FrameRejected
 from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
-from ..timing import char_time, check_baud, inter_frame_idle, response_window
+from ..timing import BITS_PER_CHAR, char_time, check_baud, inter_frame_idle, response_window
 
 Expect = Literal["ack", "frame", "any", "none"]
 EXPECTS: tuple[str, ...] = ("ack", "frame", "any", "none")
+STOP_SAMPLE_BITS = BITS_PER_CHAR - 0.5
+"""A received character is time-stamped at its stop-bit sample, half a bit before its end."""
 MAX_RETRIES = 9
 DEFAULT_RETRIES = 2
 
@@ -142,10 +144,13 @@ class Attempt:
 
     @property
     def response_delay(self) -> float | None:
-        """Start bit of the first answer character minus the end of the request."""
+        """Start bit of the first answer character minus the end of the request.
+
+        A character's time is its stop-bit sample (``protocol.chars.RxChar``), 10.5 bit
+        times after its start bit."""
         if self.first_char_time is None:
             return None
-        return self.first_char_time - char_time(self.baud) - self.request_end
+        return self.first_char_time - STOP_SAMPLE_BITS / self.baud - self.request_end
 
     @property
     def raw(self) -> bytes:

@@ -120,7 +120,8 @@ class MeterApplication(Protocol):
 class SlaveSettings:
     """Link-layer choices of one slave.
 
-    ``response_delay``: seconds from the end of the request to the answer's start bit;
+    ``response_delay``: seconds from the request's last character (its ``RxChar.time``,
+    the stop-bit sample, half a bit before the request's end) to the answer's start bit;
     None = 22 bit times at the current rate (twice the minimum). ``baud_fallback_s``: after a
     baud switch, return to the old rate when no valid frame arrives for this long (None:
     never). ``nibble_wildcards``: F nibbles are wildcards in manufacturer/version/medium too.
