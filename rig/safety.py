@@ -36,8 +36,10 @@ from protocol.errors import HardwareError
 
 log = logging.getLogger(__name__)
 
-#: Bound on the whole teardown after a signal (CI gives ~7 s between SIGTERM and SIGKILL).
+#: Bound on the whole teardown after a signal (CI gives ~7 s between SIGTERM and SIGKILL);
+#: $MBUS_RIG_TEARDOWN_BOUND_S overrides it.
 SIGNAL_TEARDOWN_BOUND_S = 5.0
+BOUND_ENV = "MBUS_RIG_TEARDOWN_BOUND_S"
 #: Exit status the watchdog uses when unwinding after a signal overruns the bound.
 WATCHDOG_EXIT_STATUS = 143
 
@@ -128,6 +130,21 @@ class RigLock:
         self.release()
 
 
+def _bound_from_env() -> float:
+    text = os.environ.get(BOUND_ENV)
+    if not text:
+        return SIGNAL_TEARDOWN_BOUND_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 60:
+        log.warning("%s=%r is not a number of seconds in (0, 60]; using %g s", BOUND_ENV, text,
+                    SIGNAL_TEARDOWN_BOUND_S)
+        return SIGNAL_TEARDOWN_BOUND_S
+    return value
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, 200, 0).decode(errors="replace").split()
@@ -145,9 +162,9 @@ class SafeStateGuard:
     """
 
     def __init__(self, actions: list[tuple[str, Action]] | None = None, *,
-                 clock: Clock | None = None, bound: float = SIGNAL_TEARDOWN_BOUND_S) -> None:
+                 clock: Clock | None = None, bound: float | None = None) -> None:
         self.actions: list[tuple[str, Action]] = list(actions or [])
-        self.bound = bound
+        self.bound = bound if bound is not None else _bound_from_env()
         self.triggered_by: str | None = None
         self.failures: list[str] = []
         self._clock = clock if clock is not None and not clock.is_virtual else WallClock()
