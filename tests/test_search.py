@@ -225,3 +225,54 @@ def test_libmbus_model_misses_what_the_search_finds() -> None:
     theirs, _ = libmbus_search(Master(bus, bus.clock, retries=0))
     found, _, _ = run(staggered(pair, nibbles=True))
     assert found == set(pair) and theirs != set(pair)
+
+
+# --- the algorithm against an oracle (no bus): slave kinds the engine does not model -----
+
+
+def oracle(population: list[tuple[SecondaryAddress, int | None]], *, ignores_fab: bool = False,
+           aligned: bool = False) -> tuple[set[SecondaryAddress], SecondarySearch]:
+    """Run the search where a selection matches by SelectionMask rules; several matches
+    collide (or, ``aligned``, ack cleanly and garble the read)."""
+    search = SecondarySearch()
+    selected: list[SecondaryAddress] = []
+    while (probe := search.next_probe()) is not None:
+        if isinstance(probe, SelectProbe):
+            mask = SelectionMask(probe.mask.digits) if ignores_fab else probe.mask
+            selected = [a for a, fab in population if mask.matches(a, fab)]
+            if not selected:
+                search.report(Outcome.NONE)
+            elif len(selected) == 1 or aligned:
+                search.report(Outcome.ACK)
+            else:
+                search.report(Outcome.COLLISION)
+        elif len(selected) == 1:
+            search.report(Outcome.FRAME, selected[0])
+        else:
+            search.report(Outcome.GARBLED)
+    return set(search.result.found), search
+
+
+def test_slaves_ignoring_the_fabrication_number_do_not_blow_up() -> None:
+    twins = [(sec(12345678, medium=4), 1), (sec(12345678, medium=7), 2)]
+    found, search = oracle(twins, ignores_fab=True)
+    assert found == set()
+    assert search.result.unresolved and search.result.probes < 400
+
+
+def test_aligned_population_found_by_reads() -> None:
+    population = [(sec(12345670 + i), None) for i in range(5)] + [(sec(99999999), None)]
+    found, search = oracle(population, aligned=True)
+    assert found == {a for a, _ in population}
+    assert search.result.unresolved == ()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(ids, st.sampled_from([KAM, ELS]), st.integers(0, 255), st.integers(0, 255),
+                          st.integers(0, 99_999_999)),
+                max_size=8, unique_by=lambda t: t[4]))
+def test_oracle_random_populations_with_distinct_fabrication_numbers(rows: list[tuple[int, int, int, int, int]]) -> None:
+    population = [(SecondaryAddress(i, m, v, md), fab) for i, m, v, md, fab in rows]
+    found, search = oracle(population)
+    assert found == {a for a, _ in population}
+    assert search.result.unresolved == ()

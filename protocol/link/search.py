@@ -18,14 +18,15 @@ Algorithm (a depth-first split of the address space):
    are usually consecutive, so they differ in the last digits: one level splits them), with
    values 0-9. When digits 0..8 of a level found nobody, digit 9 must hold every slave of
    the (probed, colliding) parent: it is entered without being probed.
-3. A collision that survives a fully fixed ID: the medium, version and manufacturer nibbles
-   with values 0-E (slaves that take F-nibble wildcards there, as libmbus's masks assume;
-   F is the wildcard itself, so after 0-E the level is passed once more with F kept, for
-   slaves whose nibble is F);
-   then the fabrication number by enhanced selection (``0C 78`` + 8 digits, F wildcards,
-   EN 13757-3), which resolves slaves that take only the standard whole-field wildcards. A
-   level where every digit answers shows slaves that ignore the fabrication number, one where
-   none does shows slaves without enhanced selection: stop.
+3. A collision that survives a fully fixed ID: the fabrication number by enhanced selection
+   (``0C 78`` + 8 digits with F wildcards, EN 13757-3), which resolves slaves that take only
+   the standard whole-field wildcards for manufacturer, version and medium. Every level is
+   probed before any digit is split further, so a level where no digit answers (no
+   enhanced selection) or every digit answers (the fabrication number is ignored) is seen
+   at once and the search moves on to
+   the medium, version and manufacturer nibbles with values 0-E (for slaves that take
+   F-nibble wildcards there, as libmbus's masks assume; F is the wildcard itself, so after
+   0-E the level is passed once more with F kept, for slaves whose nibble is F).
 4. What is still colliding then is reported in ``unresolved``.
 
 Known limit (any E5-plus-read search shares it): byte-aligned answers merge by AND; when one
@@ -92,7 +93,6 @@ class _Axis:
 
 
 _Reply = tuple[Outcome, SecondaryAddress | None]
-_Gen = Generator[Probe, _Reply, bool]
 
 
 class SecondarySearch:
@@ -105,7 +105,7 @@ class SecondarySearch:
         self._selects = 0
         self._reads = 0
         self._axes = self._plan(mask)
-        self._gen = self._node(mask, 0, inferred=False)
+        self._gen = self._run(mask)
         self._probe: Probe | None = next(self._gen)
 
     # --- driving --------------------------------------------------------------------------
@@ -141,52 +141,64 @@ class SecondarySearch:
     @staticmethod
     def _plan(mask: SelectionMask) -> list[_Axis]:
         axes = [_Axis("id", p) for p in range(ID_DIGITS - 1, -1, -1) if mask.is_wildcard(p)]
-        axes += [_Axis("hex", p) for p in _HEX_POSITIONS if mask.is_wildcard(p)]
         fab = mask.fabrication or "F" * ID_DIGITS
         axes += [_Axis("fab", p) for p in range(ID_DIGITS - 1, -1, -1) if fab[p] == "F"]
+        axes += [_Axis("hex", p) for p in _HEX_POSITIONS if mask.is_wildcard(p)]
         return axes
 
-    def _node(self, mask: SelectionMask, level: int, *, inferred: bool) -> _Gen:
-        """Explore ``mask``; return whether any slave answered it."""
-        if not inferred:
-            outcome, _ = yield SelectProbe(mask)
-            if outcome is Outcome.NONE:
-                return False
-            if outcome is Outcome.ACK:
-                read, address = yield ReadProbe()
-                # the fabrication number is not in the RSP_UD header: check the 16 digits
-                if (read is Outcome.FRAME and address is not None
-                        and SelectionMask(mask.digits).matches(address, nibble_wildcards=True)):
-                    self._found.setdefault(address)
-                    return True
-        yield from self._descend(mask, level, probed=not inferred)
-        return True
+    def _run(self, mask: SelectionMask) -> Generator[Probe, _Reply, None]:
+        if (yield from self._try(mask)) == "many":
+            yield from self._descend(mask, 0, probed=True)
+
+    def _try(self, mask: SelectionMask) -> Generator[Probe, _Reply, str]:
+        """Select ``mask``: "none", "found" (one slave, its address read) or "many"."""
+        outcome, _ = yield SelectProbe(mask)
+        if outcome is Outcome.NONE:
+            return "none"
+        if outcome is Outcome.ACK:
+            read, address = yield ReadProbe()
+            # the fabrication number is not in the RSP_UD header: check the 16 digits
+            if (read is Outcome.FRAME and address is not None
+                    and SelectionMask(mask.digits).matches(address, nibble_wildcards=True)):
+                self._found.setdefault(address)
+                return "found"
+        return "many"
 
     def _descend(self, mask: SelectionMask, level: int, *,
                  probed: bool) -> Generator[Probe, _Reply, None]:
-        """Split ``mask`` on axis ``level``. Only a ``probed`` parent's collision is taken as
-        proof that its last digit holds every slave (no chain of guesses after noise)."""
+        """Split ``mask`` (several slaves match it) on axis ``level``: probe every digit,
+        then split the digits that still hold several slaves. Only a ``probed`` parent's
+        collision is taken as proof that its last ID digit holds every slave when all
+        others were empty (no chain of guesses after noise; not for the fabrication number,
+        which slaves without enhanced selection never match)."""
         if level >= len(self._axes):
             self._unresolved.append(mask)
             return
         axis = self._axes[level]
-        values = axis.values
-        answered = 0
-        for i, value in enumerate(values):
+        results: list[tuple[SelectionMask, str, bool]] = []  # (child, state, was probed)
+        for i, value in enumerate(axis.values):
             child = axis.child(mask, value)
-            last = i == len(values) - 1
-            if last and probed and axis.kind != "hex" and answered == 0:
-                # the parent collided and 0..8 found nobody: all of it is in digit 9
-                yield from self._node(child, level + 1, inferred=True)
-                return
-            if (yield from self._node(child, level + 1, inferred=False)):
-                answered += 1
+            if (i == len(axis.values) - 1 and probed and axis.kind == "id"
+                    and all(state == "none" for _, state, _ in results)):
+                results.append((child, "many", False))
+                break
+            results.append((child, (yield from self._try(child)), True))
+        answered = sum(state != "none" for _, state, _ in results)
+        if axis.kind == "fab" and answered in (0, len(axis.values)):
+            # no digit answers (no enhanced selection) or every digit does (the fabrication
+            # number is ignored): this axis cannot split them, the hex nibbles may
+            yield from self._descend(mask, self._first_hex, probed=False)
+            return
+        for child, state, was_probed in results:
+            if state == "many":
+                yield from self._descend(child, level + 1, probed=was_probed)
         if axis.kind == "hex":
             # slaves with F here match only the wildcard: carry on with F kept (re-finding
             # the others costs probes, missing one would cost a slave)
-            yield from self._node(mask, level + 1, inferred=True)
-        elif answered == 0 or (axis.kind == "fab" and answered == len(values)):
-            # nobody answered a single digit although the parent collided (slaves without
-            # enhanced selection, or noise), or every digit answered (the fabrication number
-            # is ignored): this axis cannot split them
-            self._unresolved.append(mask)
+            yield from self._descend(mask, level + 1, probed=False)
+        elif answered == 0:
+            self._unresolved.append(mask)  # the parent's collision was not reproducible
+
+    @property
+    def _first_hex(self) -> int:
+        return next((i for i, a in enumerate(self._axes) if a.kind == "hex"), len(self._axes))
