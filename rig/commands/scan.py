@@ -109,7 +109,7 @@ def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
                               detail="acknowledges SND_NKE, does not answer REQ_UD2")
     if answer.outcome is Outcome.FRAME:
         try:
-            reply = Reply(answer, decode_telegram(answer.frame))  # type: ignore[arg-type]
+            reply = Reply(answer, decode_telegram(answer.frame))
         except (MBusRigError, TypeError) as exc:
             return PrimaryFinding(address, "bad answer", response_delay_ms=delay, detail=str(exc))
         return PrimaryFinding(address, "ok", slave=identity_row(reply), response_delay_ms=delay)

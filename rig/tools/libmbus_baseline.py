@@ -69,6 +69,7 @@ class BaselineResult:
     """Primary scan: "address N"; secondary scan: the 16-digit secondary addresses."""
     collisions: list[str] = field(default_factory=list)
     probes: int = 0
+    """Requests sent: SND_NKEs (primary scan); selections plus REQ_UD2s (secondary scan)."""
     bus_time: float = 0.0
 
 
@@ -82,6 +83,7 @@ class LibmbusMaster:
         self.vtime = VTIME_S[port.baud]
         self.requests = 0
         self.selections = 0
+        self.reads = 0
 
     # --- wire ----------------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class LibmbusMaster:
         for _ in range(self.max_search_retry + 1):
             result = self.select(mask)
             if result is Probe.SINGLE:
+                self.reads += 1
                 self.send(encode(ShortFrame(int(Function.REQ_UD2), ADDRESS_SELECTED)))
                 got, data = self.recv_frame()
                 if got is Recv.TIMEOUT:
@@ -253,6 +256,6 @@ def scan_secondary(port: BusPort, clock: Clock, *, mask: str = "F" * 16,
                 scan_range(pos + 1, mask)
 
     scan_range(0, mask.upper())
-    result.probes = master.selections
+    result.probes = master.selections + master.reads
     result.bus_time = clock.now() - start
     return result
