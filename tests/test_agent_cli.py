@@ -74,4 +74,4 @@ def test_listen_address_in_use(capsys: pytest.CaptureFixture[str], token: Path) 
 def test_world_readable_token_warns(capsys: pytest.CaptureFixture[str], token: Path) -> None:
     token.chmod(0o644)
     code, err = run(capsys, "--port", "/dev/ttyNOSUCH9", "--token-file", str(token))
-    assert "readable by other users" in err and code == 1
+    assert "readable by every user" in err and code == 1

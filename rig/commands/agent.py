@@ -19,7 +19,7 @@ from types import FrameType
 
 from protocol.errors import ConfigError
 
-DEFAULT_LISTEN = "127.0.0.1:8750"
+DEFAULT_LISTEN = "127.0.0.1:8765"
 MIN_TOKEN = 16
 
 
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="address to serve the API on, nothing else is opened; port 0 picks "
                         "a free one (default: %(default)s)")
     parser.add_argument("--token-file", required=True, metavar="F",
-                        help="file holding the bearer token (one word; chmod 600)")
+                        help="file holding the bearer token (one word; not readable by every user)")
     parser.add_argument("--baud", type=int, metavar="B",
                         help="start rate; one of the profile's (default: the profile's)")
     parser.add_argument("--no-echo", dest="echo", action="store_false",
@@ -62,8 +62,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host:
-        raise ConfigError(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8750 or "
-                          "0.0.0.0:8750 (every interface)")
+        raise ConfigError(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8765 or "
+                          "0.0.0.0:8765 (every interface)")
     try:
         port = int(port_text)
     except ValueError:
@@ -74,7 +74,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def load_token(path: str) -> str:
-    """The token from --token-file; warns on stderr when the file is readable by others."""
+    """The token from --token-file; warns on stderr when every user can read the file."""
     from rig.agent.client import read_token_file
 
     token = read_token_file(path)
@@ -82,9 +82,9 @@ def load_token(path: str) -> str:
         mode = os.stat(path).st_mode
     except OSError:
         mode = 0
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        print(f"mbus-rig agent: warning: token file {path} is readable by other users "
-              f"(chmod 600 {path})", file=sys.stderr)
+    if mode & stat.S_IRWXO:
+        print(f"mbus-rig agent: warning: token file {path} is readable by every user "
+              f"(chmod o-rwx {path})", file=sys.stderr)
     if len(token) < MIN_TOKEN:
         print(f"mbus-rig agent: warning: the token is shorter than {MIN_TOKEN} characters "
               "(make one with: openssl rand -hex 32)", file=sys.stderr)
