@@ -220,3 +220,22 @@ def test_misuse_is_refused() -> None:
         Request("raw", None, expect="maybe")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="address"):
         snd_nke(256)
+
+
+def test_babbling_bus_does_not_keep_the_master_listening() -> None:
+    link = MasterLink(BAUD, retries=0)
+    send = link.start(req_ud2(5), 0.0)
+    end = send.not_before + 5 * CT
+    link.sent(end)
+    t = end
+    events: list[object] = []
+    for _ in range(100_000):
+        t += CT
+        deadline = link.next_deadline
+        assert deadline is not None
+        if t > deadline:
+            events = link.poll(deadline)
+            break
+        link.receive(RxChar(0x00, t, framing_error=True))
+    assert isinstance(events[0], Garbled)
+    assert t - end < response_window(BAUD)[1] + 262 * CT + 8 * link.gap_limit

@@ -44,12 +44,14 @@ from ..fields import (
 )
 from ..framer import Framer, FrameReceived, FrameRejected
 from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
-from ..timing import BITS_PER_CHAR, char_time, check_baud, inter_frame_idle, response_window
+from ..timing import BITS_PER_CHAR, char_time, check_baud, frame_time, inter_frame_idle, response_window
 
 Expect = Literal["ack", "frame", "any", "none"]
 EXPECTS: tuple[str, ...] = ("ack", "frame", "any", "none")
 STOP_SAMPLE_BITS = BITS_PER_CHAR - 0.5
 """A received character is time-stamped at its stop-bit sample, half a bit before its end."""
+MAX_FRAME_BYTES = 6 + 255
+"""68 L L 68 + L bytes (C, A, CI, data) + CS 16."""
 MAX_RETRIES = 9
 DEFAULT_RETRIES = 2
 
@@ -290,7 +292,10 @@ class MasterLink:
         close = self._request_end + response_window(self.baud)[1]
         if self._chars:
             close = max(close, self._chars[-1].time + self.gap_limit + char_time(self.baud))
-        return close
+        # a babbling bus must not keep the master listening: the longest frame with gaps
+        hard = (self._request_end + response_window(self.baud)[1]
+                + frame_time(MAX_FRAME_BYTES, self.baud) + 4 * self.gap_limit)
+        return min(close, hard)
 
     def receive(self, ch: RxChar) -> list[MasterEvent]:
         """A received character (the port has dropped the master's own echo)."""
