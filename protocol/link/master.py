@@ -44,7 +44,14 @@ from ..fields import (
 )
 from ..framer import Framer, FrameReceived, FrameRejected
 from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
-from ..timing import BITS_PER_CHAR, char_time, check_baud, frame_time, inter_frame_idle, response_window
+from ..timing import (
+    BITS_PER_CHAR,
+    char_time,
+    check_baud,
+    frame_time,
+    inter_frame_idle,
+    response_window,
+)
 
 Expect = Literal["ack", "frame", "any", "none"]
 EXPECTS: tuple[str, ...] = ("ack", "frame", "any", "none")
