@@ -32,26 +32,28 @@ ALLURE_HINT = (f"install Node.js and run scripts/setup.sh (it installs allure@{A
 ALLURE_TIMEOUT_S = 300.0
 
 #: allure categories (first match wins): the rig's own faults, timing, protocol violations.
+#: The patterns avoid inline flags so they work in Java (Allure 2, categories.json) and in
+#: JavaScript (Allure 3, the report's config) alike; ``[\s\S]`` is "any character".
 CATEGORIES: list[dict[str, object]] = [
     {
         "name": "Rig fault",
         "description": "The rig, not the DUT: hardware, configuration, time-outs of the rig itself",
         "matchedStatuses": ["broken", "failed"],
-        "traceRegex": r"(?s).*(HardwareError|RigTimeoutError|ConfigError|RigBusyError|"
-                      r"AgentError|OSError|SerialException).*",
+        "traceRegex": r"[\s\S]*(HardwareError|RigTimeoutError|ConfigError|RigBusyError|"
+                      r"AgentError|OSError|SerialException)[\s\S]*",
     },
     {
         "name": "Timing",
         "description": "Response delay, response window, inter-frame idle or other timing limits",
         "matchedStatuses": ["failed", "broken"],
-        "messageRegex": r"(?is).*(timing|response.delay|response.window|too (early|late)|"
-                        r"idle|measurement.*\[.*s\]).*",
+        "messageRegex": r"[\s\S]*([Tt]iming|[Rr]esponse.delay|[Rr]esponse.window|"
+                        r"too (early|late)|[Ii]dle)[\s\S]*",
     },
     {
         "name": "Protocol violation",
         "description": "The DUT broke EN 13757-2/-3: wrong, missing or malformed answers",
         "matchedStatuses": ["failed", "broken"],
-        "messageRegex": r"(?s).*",
+        "messageRegex": r"[\s\S]*",
     },
 ]
 
@@ -173,6 +175,7 @@ def generate_html(results_dir: Path, out_html: Path, *, allure: str,
             "output": str(work / "out"),
             "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name,
                                                 "groupBy": ["epic", "feature", "story"]}}},
+            "categories": CATEGORIES,
         }
         (work / "allurerc.json").write_text(json.dumps(config), encoding="utf-8")
         cmd = [allure, "generate", "--config", str(work / "allurerc.json"), str(results_dir)]
