@@ -239,3 +239,15 @@ def test_babbling_bus_does_not_keep_the_master_listening() -> None:
         link.receive(RxChar(0x00, t, framing_error=True))
     assert isinstance(events[0], Garbled)
     assert t - end < response_window(BAUD)[1] + 262 * CT + 8 * link.gap_limit
+
+
+def test_response_timeout_setting_replaces_the_window() -> None:
+    link = MasterLink(BAUD, retries=0)
+    link.response_timeout = 0.5
+    send = link.start(snd_nke(5), 0.0)
+    end = send.not_before + 5 * CT
+    link.sent(end)
+    assert link.next_deadline == pytest.approx(end + 0.5)
+    link.abort()
+    with pytest.raises(ValueError, match="response timeout"):
+        link.response_timeout = 0.0

@@ -59,6 +59,7 @@ STOP_SAMPLE_BITS = BITS_PER_CHAR - 0.5
 """A received character is time-stamped at its stop-bit sample, half a bit before its end."""
 MAX_FRAME_BYTES = 6 + 255
 """68 L L 68 + L bytes (C, A, CI, data) + CS 16."""
+MAX_RESPONSE_TIMEOUT = 60.0
 MAX_RETRIES = 9
 DEFAULT_RETRIES = 2
 
@@ -231,6 +232,7 @@ class MasterLink:
                  gap_limit: float | None = None) -> None:
         self.retries = check_retries(retries)
         self._gap_setting = gap_limit
+        self._response_timeout: float | None = None
         self._fcb: dict[int, bool] = {}
         self._last_activity = float("-inf")
         self._request: Request | None = None
@@ -256,6 +258,25 @@ class MasterLink:
         if self._gap_setting is not None:
             return self._gap_setting
         return 2 * inter_frame_idle(self.baud)
+
+    @property
+    def answer_window(self) -> float:
+        """Latest start of an answer after the request: ``response_timeout`` when set, else
+        the standard's 330 bit times + 50 ms."""
+        if self.response_timeout is not None:
+            return self.response_timeout
+        return response_window(self.baud)[1]
+
+    @property
+    def response_timeout(self) -> float | None:
+        return self._response_timeout
+
+    @response_timeout.setter
+    def response_timeout(self, value: float | None) -> None:
+        if value is not None and not 0 < value <= MAX_RESPONSE_TIMEOUT:
+            raise ValueError(f"response timeout {value} s is not > 0 and <= "
+                             f"{MAX_RESPONSE_TIMEOUT} s")
+        self._response_timeout = value
 
     def next_fcb(self, address: int) -> bool:
         """The FCB the next FCV request to ``address`` carries."""
@@ -296,12 +317,13 @@ class MasterLink:
         """When to call ``poll`` if no character arrives (None: nothing to wait for)."""
         if self._request is None or self._request_end is None:
             return None
-        close = self._request_end + response_window(self.baud)[1]
+        window = self.answer_window
+        close = self._request_end + window
         if self._chars:
             close = max(close, self._chars[-1].time + self.gap_limit + char_time(self.baud))
         # a babbling bus must not keep the master listening: the longest frame with gaps
-        hard = (self._request_end + response_window(self.baud)[1]
-                + frame_time(MAX_FRAME_BYTES, self.baud) + 4 * self.gap_limit)
+        hard = (self._request_end + window + frame_time(MAX_FRAME_BYTES, self.baud)
+                + 4 * self.gap_limit)
         return min(close, hard)
 
     def receive(self, ch: RxChar) -> list[MasterEvent]:
