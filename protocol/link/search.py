@@ -29,7 +29,8 @@ Algorithm (a depth-first split of the address space):
    0-E the level is passed once more with F kept, for slaves whose nibble is F).
 4. What is still colliding then is reported in ``unresolved``.
 
-Known limit (any E5-plus-read search shares it): byte-aligned answers merge by AND; when one
+Known limits: a slave whose RSP_UD has no fixed header (CI 7A, 73) cannot tell its address,
+so it ends in ``unresolved``. Any E5-plus-read search shares this one: byte-aligned answers merge by AND; when one
 slave's RSP_UD is a bitwise subset of another's and the checksums happen to agree, the merged
 answer is a valid frame and the pair looks like one slave.
 
