@@ -75,3 +75,21 @@ def test_world_readable_token_warns(capsys: pytest.CaptureFixture[str], token: P
     token.chmod(0o644)
     code, err = run(capsys, "--port", "/dev/ttyNOSUCH9", "--token-file", str(token))
     assert "readable by every user" in err and code == 1
+
+
+def test_pf_pin_on_simulated_gpio_reads_healthy(tmp_path: Path) -> None:
+
+    from tests.test_agent_hostile import TOKEN, request, start_agent
+
+    running, master, slave = start_agent(tmp_path, "--gpio", "sim", "--pf-pin", "16")
+    try:
+        status, _, body = request(running, "GET", "/power-fail")
+        assert status == 200 and body == {"wired": True, "asserted": False, "pin": 16,
+                                          "active_high": False}
+        assert request(running, "GET", "/status")[2]["powered"] is True
+    finally:
+        running.proc.terminate()
+        _out, err = running.proc.communicate(timeout=10)
+        os.close(master)
+        os.close(slave)
+    assert "simulated GPIO" in err and TOKEN not in err

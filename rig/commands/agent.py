@@ -93,7 +93,7 @@ def load_token(path: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from hardware.clock import WallClock
-    from hardware.gpio import open_backend
+    from hardware.gpio import SimGpio, open_backend
     from hardware.lines import Line
     from hardware.serial_port import SerialBusPort
     from rig.agent.runtime import SlaveRuntime
@@ -116,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     pf_line = None
     if args.pf_pin is not None:
         backend = open_backend(args.gpio, clock=clock)
+        if isinstance(backend, SimGpio):
+            # no TSS721A behind a simulated pin: let it read "bus good", or the slave is deaf
+            backend.set_pull(args.pf_pin, not args.pf_active_high)
+            print(f"mbus-rig agent: warning: --pf-pin {args.pf_pin} is on simulated GPIO; "
+                  "it always reads 'bus supply good'", file=sys.stderr)
         pf_line = Line(backend, args.pf_pin, "slave_power_fail", active_high=args.pf_active_high,
                        name="slave_power_fail")
     port = SerialBusPort(args.port, clock, baud=profile.baud, echo=False, exclusive=True)
