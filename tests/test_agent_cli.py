@@ -78,7 +78,6 @@ def test_world_readable_token_warns(capsys: pytest.CaptureFixture[str], token: P
 
 
 def test_pf_pin_on_simulated_gpio_reads_healthy(tmp_path: Path) -> None:
-
     from tests.test_agent_hostile import TOKEN, request, start_agent
 
     running, master, slave = start_agent(tmp_path, "--gpio", "sim", "--pf-pin", "16")
