@@ -108,6 +108,17 @@ def test_ping_at_the_wrong_baud_rate_finds_nothing(capsys: pytest.CaptureFixture
     assert "nothing answered at address 1 (9600 baud, 1 attempt)" in err
 
 
+def test_timeout_widens_the_response_window(capsys: pytest.CaptureFixture[str],
+                                            hooks: SimHooks) -> None:
+    hooks.setup = lambda s: s.meters[0].core.arm("late", 5, delay=0.300)
+    code, _, err = run(capsys, "ping", "-d", "sim", "-a", "1", "-r", "0")
+    assert code == 1 and "nothing answered at address 1" in err
+    code, out, err = run(capsys, "ping", "-d", "sim", "-a", "1", "-r", "0", "--timeout", "0.5",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["response_delay_ms"] == pytest.approx(300, abs=1)
+
+
 def test_ping_by_secondary_address(capsys: pytest.CaptureFixture[str], hooks: SimHooks) -> None:
     hooks.profiles = meters([11111111, 22222222])
     target = str(hooks.profiles[1].secondary)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from protocol.fields import ADDRESS_SELECTED, BROADCAST_ANSWER, PRIMARY_MAX
 from protocol.identity import SecondaryAddress
+from protocol.link.master import MAX_RESPONSE_TIMEOUT
 from protocol.timing import BAUD_RATES
 
 DEVICE_ENV = "MBUS_RIG_DEVICE"
@@ -20,7 +21,7 @@ DEFAULT_RETRIES = 2
 """EN 13757-2 / MBUS.md "Timing": at most two retries after no or a garbled answer."""
 MAX_RETRIES = 9
 """libmbus lets users set 0-9 retries; more only hides a broken bus."""
-MAX_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = MAX_RESPONSE_TIMEOUT
 
 ADDRESS_HELP = "0-250 (primary), 253 (the slave selected by secondary address), 254 (broadcast)"
 SLAVE_ADDRESS_HELP = "0-250"
