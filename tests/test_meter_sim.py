@@ -9,7 +9,7 @@ import pytest
 from hardware.profile import load_profile, shipped_profile
 from hardware.sim.bus import SimBus
 from hardware.sim.engine import Simulation
-from hardware.sim.meter import SimMeter, add_meters, meter_population
+from hardware.sim.meter import SimMeter, add_meters, meter_population, put_meters
 from protocol.app.requests import encode_set_address
 from protocol.app.telegram import decode_telegram
 from protocol.chars import RxChar
@@ -174,3 +174,10 @@ def test_char_time_of_a_300_baud_readout_runs_on_virtual_time(bus: SimBus,
     end, chars = probe.ask(req_ud2(1), wait=5.0)
     assert len(chars) > 60 and meter.endpoint.baud == 300
     assert chars[-1].time - end > len(chars) * char_time(300)
+
+
+def test_put_meters_puts_n_distinct_meters_on_the_bus(bus: SimBus, probe: Probe) -> None:
+    meters = put_meters(bus, heat_meter_profile(), 250, first_address=1)
+    assert len(bus.slaves) == 250 and len({m.profile.id for m in meters}) == 250
+    frame = probe.frame(req_ud2(250))
+    assert isinstance(frame, LongFrame) and frame.a == 250

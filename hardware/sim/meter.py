@@ -143,3 +143,10 @@ def meter_population(profile: MeterProfile, count: int, *, first_address: int | 
 def add_meters(bus: SimBus, profiles: Sequence[MeterProfile]) -> list[SimMeter]:
     """One SimMeter per profile on ``bus`` (endpoint names meter1, meter2, ...)."""
     return [SimMeter.on_bus(bus, p) for p in profiles]
+
+
+def put_meters(bus: SimBus, profile: MeterProfile, count: int, *,
+               first_address: int | None = None, baud: int | None = None) -> list[SimMeter]:
+    """``count`` meters of ``profile`` with distinct IDs on ``bus`` (see meter_population)."""
+    return add_meters(bus, meter_population(profile, count, first_address=first_address,
+                                            baud=baud))
