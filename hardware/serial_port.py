@@ -230,45 +230,52 @@ class SerialBusPort:
     def write(self, data: bytes | WireBytes) -> float:
         """Send ``data``, wait until it has left; return the end time of its last stop bit.
 
-        The end time is the later of the clock after draining and the start plus the
-        frame's duration at this baud (a USB adapter's drain returns early).
+        The end time is when the write started plus the frame's duration at this baud: the
+        port is always drained, so the UART starts sending at once. The clock after draining
+        is not used: it adds the scheduler's delay (and a USB adapter's drain returns before
+        the bytes are on the wire), which would make the slave's answer look early.
         """
         wire = as_wire(data)
         if not wire.data:
             return self._clock.now()
         with self._lock:
-            start = self._clock.now()
             if not wire.bad_parity:
-                self._io("write", self._ser.write, wire.data)
-                self._io("drain", self._ser.flush)
+                end = self._send(wire.data, lambda: self._ser.write(wire.data))
             elif hasattr(self._ser, "write_wire"):
-                self._io("write", self._ser.write_wire, wire)
-                self._io("drain", self._ser.flush)
+                end = self._send(wire.data, lambda: self._ser.write_wire(wire))
             else:
-                self._write_with_odd_parity(wire)
-            end = max(self._clock.now(), start + frame_time(len(wire.data), self._baud))
+                end = self._write_with_odd_parity(wire)
             if self.echo:
                 self._drop_echo(wire, end)
             return end
 
-    def _write_with_odd_parity(self, wire: WireBytes) -> None:
+    def _send(self, data: bytes, write: Any) -> float:
+        """Write, drain; the end of the last stop bit."""
+        start = self._clock.now()
+        self._io("write", write)
+        self._io("drain", self._ser.flush)
+        return start + frame_time(len(data), self._baud)
+
+    def _write_with_odd_parity(self, wire: WireBytes) -> float:
         """Runs of characters alternate between even and (for bad ones) odd parity."""
         run_start = 0
         data = wire.data
+        end = self._clock.now()
         while run_start < len(data):
             bad = run_start in wire.bad_parity
             run_end = run_start
             while run_end < len(data) and (run_end in wire.bad_parity) == bad:
                 run_end += 1
+            run = data[run_start:run_end]
             if bad:
                 self._io("set odd parity", setattr, self._ser, "parity", serial.PARITY_ODD)
             try:
-                self._io("write", self._ser.write, data[run_start:run_end])
-                self._io("drain", self._ser.flush)
+                end = self._send(run, lambda run=run: self._ser.write(run))
             finally:
                 if bad:
                     self._io("set even parity", setattr, self._ser, "parity", serial.PARITY_EVEN)
             run_start = run_end
+        return end
 
     def _drop_echo(self, wire: WireBytes, end: float) -> None:
         deadline = end + max(self.echo_margin, 4 * char_time(self._baud))
