@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
+from test_tools_options import run_cli as run
 
 import rig.tools.bus as toolbus
 from hardware.profile import load_profile, shipped_profile
 from protocol.frames import encode
 from protocol.meter import MeterProfile, heat_meter_profile
-from rig.cli import main
 from rig.commands.decode import decode_frame
 
 Setup = Callable[[toolbus.BusSession], None]
@@ -53,14 +53,6 @@ class SimHooks:
 def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimHooks]:
     yield SimHooks(monkeypatch)
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def meters(ids: list[int], *, address: int | None = None, **fields: object) -> list[MeterProfile]:
@@ -117,6 +109,12 @@ def test_timeout_widens_the_response_window(capsys: pytest.CaptureFixture[str],
                          "--json")
     assert code == 0, err
     assert json.loads(out)["response_delay_ms"] == pytest.approx(300, abs=1)
+
+
+def test_echo_of_the_level_converter_is_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "read", "-d", "sim", "-a", "1", "--echo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["frame"]["a"] == 1
 
 
 def test_ping_by_secondary_address(capsys: pytest.CaptureFixture[str], hooks: SimHooks) -> None:

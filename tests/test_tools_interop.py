@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import serial
+from test_tools_options import run_cli as run
 
 from hardware.clock import WallClock
 from hardware.serial_port import SerialBusPort
 from hardware.sim.bridges import VirtualBusServer
 from protocol.identity import SecondaryAddress
-from rig.cli import main
 from rig.tools.bus import sim_population
 
 meterbus = pytest.importorskip("meterbus", reason="pyMeterBus is a dev dependency")
@@ -32,14 +32,6 @@ meterbus = pytest.importorskip("meterbus", reason="pyMeterBus is a dev dependenc
 READ_TIMEOUT_S = 0.5
 ADDRESSES = range(0, 5)
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-from rig.tools import options
-from rig.tools.bus import BusSession, open_bus, target_name
+from rig.tools.bus import BusSession, add_command, target_name
 from rig.tools.output import print_json, print_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "ping", help="send SND_NKE (or a secondary selection) and report the E5",
+    add_command(
+        subparsers, "ping", ping, help="send SND_NKE (or a secondary selection) and report the E5",
         description="Ping one slave: SND_NKE to --address (254 pings every slave at once), "
         "or select it by --secondary. Exit 0 when it acknowledged, 1 otherwise.")
-    options.add_target_options(parser)
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    with open_bus(args) as bus:
-        return ping(bus, args)
 
 
 def ping(bus: BusSession, args: argparse.Namespace) -> int:

@@ -14,26 +14,16 @@ import json
 from typing import Any
 
 from protocol.identity import manufacturer_letters, medium_name
-from rig.tools import options
-from rig.tools.bus import BusSession, open_bus, target_name
+from rig.tools.bus import BusSession, add_command, target_name
 from rig.tools.output import print_line, print_table
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "read", help="read a slave's records (REQ_UD2), all telegrams with --all-telegrams",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_target_options(parser)
+    parser = add_command(
+        subparsers, "read", read, help="read a slave's records (REQ_UD2), all telegrams with --all-telegrams",
+        description=__doc__, raw_description=True)
     parser.add_argument("--all-telegrams", action="store_true",
                         help="follow 'more records follow' (DIF 1F) to the last telegram")
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    with open_bus(args) as bus:
-        return read(bus, args)
 
 
 def read(bus: BusSession, args: argparse.Namespace) -> int:

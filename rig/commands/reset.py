@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from rig.tools import options
-from rig.tools.bus import BusSession, open_bus, target_name
+from rig.tools.bus import BusSession, add_command, target_name
 from rig.tools.output import print_json, print_line
 
 
@@ -22,21 +21,12 @@ def _subcode(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "reset", help="application reset (SND_UD, CI 50)",
+    parser = add_command(
+        subparsers, "reset", reset, help="application reset (SND_UD, CI 50)",
         description="Send an application reset (CI 50) to --address or the slave selected by "
         "--secondary, optionally with a subcode byte.")
-    options.add_target_options(parser)
     parser.add_argument("--subcode", type=_subcode, default=None, metavar="HEX",
                         help="subcode byte, hex 00-FF (default: none)")
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    with open_bus(args) as bus:
-        return reset(bus, args)
 
 
 def reset(bus: BusSession, args: argparse.Namespace) -> int:

@@ -24,7 +24,13 @@ from protocol.link import master as link
 from protocol.link.master import Outcome
 from rig.master import Exchange, Reply
 from rig.tools import options
-from rig.tools.bus import BusSession, identity_of_secondary, identity_row, open_bus
+from rig.tools.bus import (
+    BusSession,
+    add_command,
+    identity_of_secondary,
+    identity_row,
+    run_on_bus,
+)
 from rig.tools.output import hex_bytes, note, print_json, print_table, progress
 
 
@@ -41,9 +47,10 @@ def _address_range(text: str) -> range:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "scan", help="find slaves by primary address, or by secondary address (--secondary)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "scan", scan, target=False, raw_description=True,
+        help="find slaves by primary address, or by secondary address (--secondary)",
+        description=__doc__)
     parser.add_argument("--secondary", action="store_true",
                         help="search by secondary address instead of primary address")
     parser.add_argument("-m", "--mask", type=options.mask, default="F" * 16, metavar="MASK",
@@ -51,22 +58,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "default: all F)")
     parser.add_argument("--range", type=_address_range, default=range(0, PRIMARY_MAX + 1),
                         metavar="A-B", help=f"primary scan only: addresses to try (default: 0-{PRIMARY_MAX})")
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the scan's options before opening the bus."""
     if args.secondary and args.range != range(0, PRIMARY_MAX + 1):
-        raise_usage("--range applies to the primary scan only")
+        raise ConfigError("--range applies to the primary scan only")
     if not args.secondary and args.mask != "F" * 16:
-        raise_usage("--mask applies to the secondary scan (--secondary) only")
-    with open_bus(args) as bus:
-        return scan_secondary(bus, args) if args.secondary else scan_primary(bus, args)
+        raise ConfigError("--mask applies to the secondary scan (--secondary) only")
+    return run_on_bus(scan, args)
 
 
-def raise_usage(message: str) -> None:
-    raise ConfigError(message)
+def scan(bus: BusSession, args: argparse.Namespace) -> int:
+    return scan_secondary(bus, args) if args.secondary else scan_primary(bus, args)
 
 
 # --- primary ---------------------------------------------------------------------------------
@@ -179,7 +184,8 @@ def _finding_json(f: PrimaryFinding) -> dict[str, Any]:
 
 def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
     start = bus.clock.now()
-    result = bus.search_secondary(args.mask)
+    with progress(f"secondary search under {args.mask} at {bus.baud} baud", None):
+        result = bus.search_secondary(args.mask)
     bus_time = bus.clock.now() - start
     found = [identity_of_secondary(s) for s in result.found]
     unresolved = [str(m) for m in result.unresolved]

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 
 from rig.tools import options
-from rig.tools.bus import BusSession, identity_row, open_bus
+from rig.tools.bus import BusSession, add_command, identity_row
 from rig.tools.output import print_json, print_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "select", help="select a slave by secondary address / mask (it answers at 253)",
-        description="Select a slave by secondary address (SND_UD to 253, CI 52).")
+    parser = add_command(
+        subparsers, "select", select, help="select a slave by secondary address / mask (it answers at 253)",
+        description="Select a slave by secondary address (SND_UD to 253, CI 52).", target=False)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("-m", "--mask", type=options.mask, metavar="MASK",
                        help=f"selection mask ({options.MASK_HELP})")
@@ -23,14 +23,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="full secondary address (16 digits)")
     parser.add_argument("--no-verify", action="store_true",
                         help="do not read the selected slave at 253 afterwards")
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    with open_bus(args) as bus:
-        return select(bus, args)
 
 
 def select(bus: BusSession, args: argparse.Namespace) -> int:

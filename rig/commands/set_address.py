@@ -7,30 +7,21 @@ import argparse
 
 from protocol.errors import NoAnswerError
 from rig.tools import options
-from rig.tools.bus import BusSession, identity_row, open_bus, target_name
+from rig.tools.bus import BusSession, add_command, identity_row, target_name
 from rig.tools.errors import AddressInUseError, VerifyError
 from rig.tools.output import print_json, print_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "set-address", help="change a slave's primary address and verify it",
+    parser = add_command(
+        subparsers, "set-address", set_address, help="change a slave's primary address and verify it",
         description="Change the primary address of the slave at --address (or selected by "
         "--secondary) to --new, after checking nobody answers at --new; then verify it "
         "answers at --new.")
-    options.add_target_options(parser)
     parser.add_argument("-n", "--new", type=options.slave_address, required=True, metavar="N",
                         help=f"the new primary address ({options.SLAVE_ADDRESS_HELP})")
     parser.add_argument("--force", action="store_true",
                         help="do not check first that nobody answers at the new address")
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    with open_bus(args) as bus:
-        return set_address(bus, args)
 
 
 def set_address(bus: BusSession, args: argparse.Namespace) -> int:

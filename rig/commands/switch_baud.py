@@ -12,27 +12,18 @@ import argparse
 
 from protocol.errors import LinkError
 from rig.tools import options
-from rig.tools.bus import BusSession, open_bus, target_name
+from rig.tools.bus import BusSession, add_command, target_name
 from rig.tools.errors import VerifyError
 from rig.tools.output import print_json, print_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "switch-baud", help="switch a slave's baud rate and verify it at the new rate",
+    parser = add_command(
+        subparsers, "switch-baud", switch_baud, help="switch a slave's baud rate and verify it at the new rate",
         description="Switch the slave at --address (or selected by --secondary) from --baud to "
         "--to, then ping it at the new rate.")
-    options.add_target_options(parser)
     parser.add_argument("--to", type=options.baud, required=True, metavar="BAUD",
                         help=f"the new baud rate ({options.BAUD_HELP})")
-    options.add_json_option(parser)
-    options.add_bus_options(parser)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    with open_bus(args) as bus:
-        return switch_baud(bus, args)
 
 
 def switch_baud(bus: BusSession, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import os
 import random
@@ -288,3 +289,34 @@ def open_bus(args: argparse.Namespace) -> Iterator[BusSession]:
                 session.print_trace()
         finally:
             session.close()
+
+
+# --- command boilerplate -------------------------------------------------------------------
+
+Body = Callable[[BusSession, argparse.Namespace], int]
+
+
+def run_on_bus(body: Body, args: argparse.Namespace) -> int:
+    """Open the bus the arguments name, run ``body(bus, args)``, close it (trace on -v)."""
+    with open_bus(args) as bus:
+        return body(bus, args)
+
+
+def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                body: Body, *, help: str, description: str, target: bool = True,
+                raw_description: bool = False) -> argparse.ArgumentParser:
+    """A master-tool subcommand: --address/--secondary (``target``), --json, the bus options;
+    its handler runs ``body`` on the open bus. Returns the parser for the command's own
+    options."""
+    from . import options
+
+    parser = subparsers.add_parser(
+        name, help=help, description=description,
+        formatter_class=(argparse.RawDescriptionHelpFormatter if raw_description
+                         else argparse.HelpFormatter))
+    if target:
+        options.add_target_options(parser)
+    options.add_json_option(parser)
+    options.add_bus_options(parser)
+    parser.set_defaults(handler=functools.partial(run_on_bus, body))
+    return parser
