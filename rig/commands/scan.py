@@ -187,7 +187,7 @@ def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
     with progress(f"secondary search under {args.mask} at {bus.baud} baud", None):
         result = bus.search_secondary(args.mask)
     bus_time = bus.clock.now() - start
-    found = [identity_of_secondary(s) for s in result.found]
+    found = [identity_of_secondary(s) for s in sorted(result.found, key=str)]
     unresolved = [str(m) for m in result.unresolved]
     if args.json:
         print_json({"device": bus.device, "baud": bus.baud, "scan": "secondary", "mask": args.mask,
