@@ -243,6 +243,20 @@ def test_read_all_telegrams_follows_the_pages(capsys: pytest.CaptureFixture[str]
     assert "more records follow (use --all-telegrams to read them)" in out
 
 
+def test_a_corrupted_page_is_asked_again_with_the_same_fcb(
+    capsys: pytest.CaptureFixture[str], hooks: SimHooks
+) -> None:
+    """A retry with a toggled FCB would fetch page 2 and lose page 1."""
+    profile = load_profile(shipped_profile("multi-telegram"))
+    hooks.profiles = [dataclasses.replace(profile, address=1)]
+    hooks.setup = lambda s: s.meters[0].core.arm("corrupt_checksum", 1)
+    code, out, err = run(capsys, "read", "-d", "sim", "-a", "1", "--all-telegrams", "--json")
+    assert code == 0, err
+    telegrams = [json.loads(line) for line in out.splitlines()]
+    firsts = [min({r["storage"] for r in t["records"]} - {0}) for t in telegrams]
+    assert firsts == [1, 9, 17]
+
+
 def test_read_by_secondary_address(capsys: pytest.CaptureFixture[str], hooks: SimHooks) -> None:
     hooks.profiles = meters([11111111, 22222222], address=0)
     target = str(hooks.profiles[1].secondary)
