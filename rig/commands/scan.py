@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol.app import decode_telegram
 from protocol.errors import ConfigError, MBusRigError
 from protocol.fields import PRIMARY_MAX
 from protocol.link import master as link
 from protocol.link.master import Outcome
-from rig.master import Exchange, Reply
 from rig.tools import options
 from rig.tools.bus import (
     BusSession,
@@ -32,6 +31,9 @@ from rig.tools.bus import (
     run_on_bus,
 )
 from rig.tools.output import hex_bytes, note, print_json, print_table, progress
+
+if TYPE_CHECKING:
+    from rig.master import Exchange
 
 
 def _address_range(text: str) -> range:
@@ -101,6 +103,8 @@ def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
     parity/framing errors when they are not bit-aligned). Noise garbles differently each
     time, and a retry usually gets through.
     """
+    from rig.master import Reply
+
     ack = bus.master.run(link.snd_nke(address))
     if ack.outcome is Outcome.NONE:
         return None
