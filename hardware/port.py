@@ -1,7 +1,7 @@
 """The bus port contract: what the master instrument (rig/) needs from a wire.
 
 Implemented by ``hardware.serial_port.SerialBusPort`` over any pyserial port (a PL011 UART,
-a USB master, ``socket://`` to a TCP gateway, or the simulated bus's ``mbus-sim://`` URL).
+a USB master, ``socket://`` to a TCP gateway, or the simulated bus's ``mbussim://`` URL).
 Received characters carry their receive time (on the rig's clock) and parity/framing flags.
 """
 
