@@ -376,7 +376,7 @@ def test_switch_acknowledged_but_not_done_is_reported(
     code, _, err = run(capsys, "switch-baud", "-d", "sim", "-a", "1", "--to", "9600", "-r", "0")
     assert code == 1
     assert ("acknowledged the switch from 2400 to 9600 baud at 2400 baud, but does not answer "
-            "at 9600 baud") in err
+            "at 9600 baud (NoAnswerError); it still answers at 2400 baud: it did not switch") in err
 
 
 def test_reset_is_acknowledged(capsys: pytest.CaptureFixture[str]) -> None:

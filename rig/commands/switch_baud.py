@@ -9,6 +9,7 @@ plainly whether the slave answered at the new rate.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from protocol.errors import LinkError
 from rig.tools import options
@@ -34,14 +35,9 @@ def switch_baud(bus: BusSession, args: argparse.Namespace) -> int:
     bus.call(target, lambda m: m.switch_baud(address, new))
     bus.set_baud(new)
     try:
-        if args.secondary is not None:
-            bus.master.select(bus.mask_of(str(args.secondary)))
-        exchange = bus.master.snd_nke(address if args.secondary is None else 253)
+        exchange = _ping(bus, args, address)
     except LinkError as exc:
-        raise VerifyError(
-            f"{target} acknowledged the switch from {old} to {new} baud at {old} baud, but does "
-            f"not answer at {new} baud ({type(exc).__name__}); it may fall back to {old} baud "
-            f"after a vendor-specific time") from None
+        raise VerifyError(_not_at_new_rate(bus, args, address, old, new, exc)) from None
     delay_ms = bus.delay_ms(exchange)
     if args.json:
         print_json({"device": bus.device, "target": target, "old_baud": old, "new_baud": new,
@@ -49,3 +45,24 @@ def switch_baud(bus: BusSession, args: argparse.Namespace) -> int:
     else:
         print_line(f"{target}: switched from {old} to {new} baud; verified, it answers at {new} baud")
     return 0
+
+
+def _ping(bus: BusSession, args: argparse.Namespace, address: int) -> Any:
+    """SND_NKE to the slave (selecting it again first when it is reached by secondary)."""
+    if args.secondary is not None:
+        bus.master.select(bus.mask_of(str(args.secondary)))
+    return bus.master.snd_nke(address)
+
+
+def _not_at_new_rate(bus: BusSession, args: argparse.Namespace, address: int, old: int,
+                     new: int, exc: LinkError) -> str:
+    """Why the check at the new rate failed: look for the slave at the old rate too."""
+    target = target_name(args)
+    said = (f"{target} acknowledged the switch from {old} to {new} baud at {old} baud, but does "
+            f"not answer at {new} baud ({type(exc).__name__})")
+    bus.set_baud(old)
+    try:
+        _ping(bus, args, address)
+    except LinkError:
+        return f"{said}; it may fall back to {old} baud after a vendor-specific time"
+    return f"{said}; it still answers at {old} baud: it did not switch"
