@@ -221,8 +221,8 @@ def describe_frame(frame: Any) -> str:
     return text
 
 
-def describe_exchange(exchange: Any) -> tuple[str, str]:
-    """(step title, details) of a master ``Exchange``."""
+def describe_exchange(exchange: Any) -> tuple[str, dict[str, str]]:
+    """(step title, details as name -> text) of a master ``Exchange``."""
     raw = bytes(exchange.request.data)
     try:
         request = describe_frame(frames.decode(raw))
@@ -239,13 +239,14 @@ def describe_exchange(exchange: Any) -> tuple[str, str]:
         title += f", {exchange.response_delay * 1000:.1f} ms"
     if exchange.attempts > 1:
         title += f", {exchange.attempts} attempts"
-    details = "\n".join([
-        f"request   {raw.hex(' ').upper()}",
-        f"answer    {bytes(ch.value for ch in exchange.chars).hex(' ').upper() or '-'}",
-        f"outcome   {outcome} (expected {exchange.expect})",
-        f"attempts  {exchange.attempts}",
-        "delay     " + ("-" if exchange.response_delay is None
-                        else f"{exchange.response_delay * 1000:.3f} ms"),
-        f"error     {exchange.error or '-'}",
-    ])
+    details = {
+        "request": raw.hex(" ").upper(),
+        "answer": bytes(ch.value for ch in exchange.chars).hex(" ").upper() or "-",
+        "outcome": f"{outcome} (expected {exchange.expect})",
+        "attempts": str(exchange.attempts),
+        "response delay": ("-" if exchange.response_delay is None
+                           else f"{exchange.response_delay * 1000:.3f} ms"),
+    }
+    if exchange.error is not None:
+        details["error"] = str(exchange.error)
     return title, details

@@ -118,6 +118,8 @@ def test_trace_and_steps_in_allure_results(pytester, always):
     steps = _steps(failed)
     assert steps[0].startswith("SND_NKE A=5 @ 2400 Bd -> E5")
     assert steps[1].startswith("REQ_UD2 A=5") and "-> RSP_UD A=5 CI=72" in steps[1]
+    params = {p["name"]: p["value"] for p in failed["steps"][0]["parameters"]}
+    assert params["request"] == "10 40 05 45 16" and params["answer"] == "E5"
     names = {a["name"]: a for a in failed["attachments"]}
     assert {"bus trace", "bus trace.json"} <= set(names)
     table = (alluredir / names["bus trace"]["source"]).read_text()
