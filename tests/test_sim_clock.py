@@ -116,3 +116,28 @@ def test_a_callback_that_waits_is_refused() -> None:
         sim.run_until(2.0)
     sim.schedule(3.0, lambda: None)
     assert sim.run_until(4.0) is False  # the loop is usable again
+
+
+def test_runner_call_from_a_callback_runs_in_place_and_runner_clock() -> None:
+    from hardware.gpio import SimGpio
+    from hardware.lines import Line
+    from hardware.sim import RunnerClock
+
+    sim = Simulation()
+    bus = SimBus(sim, master_baud=9600)
+    with RealTimeRunner(sim, clock=WallClock()) as runner:
+        clock = RunnerClock(runner)
+        assert not clock.is_virtual
+        gpio = SimGpio(clock)
+        runner.call(lambda: bus.wire_lines(gpio, {"bus_power_cut": 17}))
+        line = Line(gpio, 17, "bus_power_cut")
+        done: list[float] = []
+        # a timed fault: the line is released from inside a simulation callback
+        line.assert_()
+        assert runner.wait_for(lambda: not bus.power_on, timeout=5.0)
+        clock.call_at(clock.now() + 0.01, lambda: (line.release(), done.append(sim.now())))
+        assert runner.wait_for(lambda: bool(done) and bus.power_on, timeout=5.0)
+        assert runner.call(lambda: 42) == 42
+        t = clock.now()
+        clock.sleep(0.01)
+        assert clock.now() >= t + 0.01

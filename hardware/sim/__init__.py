@@ -16,7 +16,7 @@ from .bus import (
 )
 from .clock import VirtualClock
 from .engine import Event, Simulation
-from .realtime import RealTimeRunner
+from .realtime import RealTimeRunner, RunnerClock
 from .registry import lookup
 from .serial_port import SimSerial, install, parmrk
 
@@ -31,6 +31,7 @@ __all__ = [
     "Event",
     "MasterEndpoint",
     "RealTimeRunner",
+    "RunnerClock",
     "SimBus",
     "SimSerial",
     "SlaveEndpoint",

@@ -317,6 +317,16 @@ class SimBus:
 
             register(name, self)
 
+    def in_sim(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the bus at the current time: directly on virtual time, through the
+        runner (under its lock, caught up to the wall clock) when one drives the bus."""
+        runner = self.sim.runner
+        if runner is not None:
+            runner.call(fn)
+        else:
+            with self.sim.lock:
+                fn()
+
     def close(self) -> None:
         """Unregister the ``mbussim://`` name (an open port keeps working)."""
         if self.name is not None:
@@ -559,7 +569,7 @@ class SimBus:
             high = active_high if isinstance(active_high, bool) else active_high.get(role, True)
 
             def follow(_pin: int, level: bool, role: str = role, high: bool = high) -> None:
-                self.fault(role, level == high)
+                self.in_sim(lambda: self.fault(role, level == high))
 
             gpio.on_change(pin, follow)
             level = getattr(gpio, "level", None)

@@ -13,8 +13,12 @@ import math
 import random
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from protocol.errors import HardwareError
+
+if TYPE_CHECKING:
+    from .realtime import RealTimeRunner
 
 #: How far in the past an event may be scheduled before it is an error (float rounding).
 PAST_TOLERANCE = 1e-9
@@ -51,7 +55,7 @@ class Simulation:
         self._now = 0.0
         self._heap: list[tuple[float, int, Event]] = []
         self._seq = itertools.count()
-        self.runner: object | None = None
+        self.runner: RealTimeRunner | None = None
         """The RealTimeRunner driving this simulation, when one is running."""
         self._loop_thread: int | None = None
 
@@ -69,6 +73,10 @@ class Simulation:
         heapq.heappush(self._heap, (at, next(self._seq), event))
         return event
 
+    def in_loop(self) -> bool:
+        """True in a callback the simulation is running (in this thread) right now."""
+        return self._loop_thread == threading.get_ident()
+
     def next_time(self) -> float | None:
         """Time of the next live event, or None when nothing is scheduled."""
         heap = self._heap
@@ -84,7 +92,7 @@ class Simulation:
         last event: the simulation ran dry) and False is returned.
         """
         with self.lock:
-            if self._loop_thread == threading.get_ident():
+            if self.in_loop():
                 raise HardwareError(
                     "a simulation callback tried to wait (sleep or read with a timeout): "
                     "callbacks must schedule what comes later instead"

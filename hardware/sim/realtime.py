@@ -86,7 +86,10 @@ class RealTimeRunner:
         return self._sim0 + (self.clock.now() - self._wall0)
 
     def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` in the simulation at the current wall time (thread-safe)."""
+        """Run ``fn()`` in the simulation at the current wall time (thread-safe). From a
+        simulation callback it simply runs ``fn()`` (the time is already right)."""
+        if self.sim.in_loop():
+            return fn()
         with self.sim.lock:
             self.sim.run_until(max(self.now(), self.sim.now()))
             result = fn()
@@ -96,6 +99,8 @@ class RealTimeRunner:
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait (wall time, at most ``timeout``; None = until stopped) for ``predicate()``,
         checked with the simulation lock held after every step of the runner."""
+        if self.sim.in_loop():
+            raise HardwareError("a simulation callback tried to wait for the real-time runner")
         deadline = None if timeout is None else self.clock.now() + timeout
         with self._cond:
             while True:
@@ -130,3 +135,24 @@ class RealTimeRunner:
             self._wake.clear()
         with self._cond:
             self._cond.notify_all()
+
+
+class RunnerClock:
+    """The rig's Clock while a RealTimeRunner drives the bus: ``now`` is the simulation time
+    (which follows the wall clock), ``sleep`` waits on the wall clock, ``call_at`` schedules
+    on the simulation."""
+
+    is_virtual = False
+
+    def __init__(self, runner: RealTimeRunner) -> None:
+        self.runner = runner
+
+    def now(self) -> float:
+        return self.runner.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.runner.clock.sleep(seconds)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> None:
+        sim = self.runner.sim
+        self.runner.call(lambda: sim.schedule(max(when, sim.now()), callback))

@@ -184,7 +184,8 @@ class SimSerial(SerialBase):  # type: ignore[misc]
 
     def _wait_wall(self, size: int) -> None:
         assert self.bus is not None
-        runner: Any = self.bus.sim.runner
+        runner = self.bus.sim.runner
+        assert runner is not None
         rx = self._rx
         runner.wait_for(lambda: len(rx) >= size, self._timeout)
 
@@ -207,8 +208,8 @@ class SimSerial(SerialBase):  # type: ignore[misc]
         """Wait until the last queued stop bit has left."""
         bus = self._need_open()
         end = bus.master.busy_until
-        if bus.sim.runner is not None:
-            runner: Any = bus.sim.runner
+        runner = bus.sim.runner
+        if runner is not None:
             runner.wait_for(lambda: bus.sim.now() >= end, None)
         elif end > bus.sim.now():
             bus.sim.run_until(end)
@@ -266,12 +267,7 @@ class SimSerial(SerialBase):  # type: ignore[misc]
 
     def _in_sim(self, fn: Any) -> None:
         assert self.bus is not None
-        runner: Any = self.bus.sim.runner
-        if runner is not None:
-            runner.call(fn)
-        else:
-            with self.bus.sim.lock:
-                fn()
+        self.bus.in_sim(fn)
 
 
 Serial = SimSerial
