@@ -127,6 +127,7 @@ class DutConfig:
     url: str | None = None  # agent
     token_file: Path | None = None  # agent
     defects: frozenset[str] = frozenset()  # emulated: named defects switched on
+    meter_profile: Any = field(default=None, compare=False, repr=False)  # emulated: loaded
 
     @property
     def needs_tty(self) -> bool:
@@ -211,8 +212,36 @@ SIM_LINES: tuple[LineConfig, ...] = (
 SIM_DUT_ADDRESS = 5
 
 
+#: What the project's slave engine always does (docs/architecture.md capability names).
+ENGINE_CAPABILITIES = frozenset({"primary", "secondary", "wildcard_selection", "set_address",
+                                 "reset", "fcb", "req_ud1"})
+
+
+def profile_capabilities(profile: Any) -> frozenset[str]:
+    """What an emulated DUT with ``profile`` supports: the engine's capabilities, plus
+    enhanced selection (a fabrication number), baud switch (more than one rate) and
+    multi-telegram readout (more than one page)."""
+    caps = set(ENGINE_CAPABILITIES)
+    if profile.fabrication_number is not None:
+        caps.add("enhanced_selection")
+    if len(profile.bauds) > 1:
+        caps.add("baud_switch")
+    if len(profile.pages) > 1:
+        caps.add("multi_telegram")
+    return frozenset(caps)
+
+
+def read_meter_profile(spec: str | None) -> Any:
+    """A meter profile: None -> the built-in heat meter; a file; or a shipped name."""
+    from protocol.meter import heat_meter_profile
+    from rig.commands.virtual_meter import read_profile
+
+    return heat_meter_profile() if spec is None else read_profile(spec)
+
+
 def builtin_sim_config(seed: int = 1, baud: int = DEFAULT_BAUD) -> RigConfig:
     """The simulated rig ``--rig sim`` uses: one emulated heat meter, every fault line."""
+    profile = read_meter_profile(None)
     return RigConfig(
         name="sim",
         source="<built-in sim>",
@@ -220,7 +249,7 @@ def builtin_sim_config(seed: int = 1, baud: int = DEFAULT_BAUD) -> RigConfig:
         bus=BusConfig(kind="sim", seed=seed),
         gpio=GpioConfig(backend="sim", lines=SIM_LINES),
         duts=(DutConfig(name="meter", kind="emulated", address=SIM_DUT_ADDRESS, baud=baud,
-                        features=frozenset(PROTOCOL_CAPABILITIES)),),
+                        features=profile_capabilities(profile), meter_profile=profile),),
     )
 
 
@@ -422,6 +451,7 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
     token_file = t.get("token_file", str)
     profile = t.get("profile", str)
     defects = frozenset(_strings(t, "defects"))
+    meter_profile: Any = None
     if kind == "emulated":
         if not bus.simulated:
             t.fail("kind", "an emulated DUT lives on the simulated bus; on a real bus use "
@@ -429,8 +459,13 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
         for key in ("command", "url", "token_file"):
             if key in t.data:
                 t.fail(key, "only for kind = \"program\" or \"agent\"")
+        spec = profile if profile is None or not profile.endswith(".toml") else str(base / profile)
+        try:
+            meter_profile = read_meter_profile(spec)
+        except ConfigError as exc:
+            t.fail("profile", str(exc))
         if not features:
-            features = frozenset(PROTOCOL_CAPABILITIES)
+            features = profile_capabilities(meter_profile)
     else:
         for key in ("profile", "defects"):
             if key in t.data and kind != "agent":
@@ -453,7 +488,7 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
         name=name, kind=kind, address=address, secondary=secondary,  # type: ignore[arg-type]
         baud=t.baud("baud", DEFAULT_BAUD), features=features, profile=profile_path,
         command=command, url=url, token_file=base / token_file if token_file else None,
-        defects=defects,
+        defects=defects, meter_profile=meter_profile if kind == "emulated" else None,
     )
 
 

@@ -28,7 +28,7 @@ from hardware.trace import Trace
 from protocol.errors import ConfigError, HardwareError, MBusRigError
 from protocol.identity import SecondaryAddress
 
-from .config import SIM_URL_SCHEME, DutConfig, RigConfig
+from .config import SIM_URL_SCHEME, DutConfig, RigConfig, read_meter_profile
 from .dut import Dut, DutProgram, EmulatedControl, expand_command
 from .safety import RigLock, SafeStateGuard, lock_path_for
 
@@ -344,7 +344,8 @@ class Rig:
         from protocol.meter import MeterCore
 
         if profile is None:
-            profile = self._load_profile(dut_cfg.profile if dut_cfg else None)
+            profile = (dut_cfg.meter_profile if dut_cfg is not None and dut_cfg.meter_profile
+                       else read_meter_profile(dut_cfg.profile if dut_cfg else None))
         profile = _with_identity(profile, address, secondary)
         if dut_cfg is None and self._baud in profile.bauds:
             profile = replace(profile, baud=self._baud)  # an extra slave joins at today's rate
@@ -354,15 +355,6 @@ class Rig:
                    secondary=profile.secondary, capabilities=caps, profile=profile,
                    control=EmulatedControl(meter, self.trace), bauds=tuple(profile.bauds),
                    extra={"endpoint": meter.endpoint, "meter": meter})
-
-    def _load_profile(self, spec: str | None) -> Any:
-        from protocol.meter import heat_meter_profile
-
-        if spec is None:
-            return heat_meter_profile()
-        from hardware.profile import load_profile
-
-        return load_profile(spec)
 
     def _program_dut(self, dut_cfg: DutConfig) -> Dut:
         from hardware.sim.bridges import SlavePty

@@ -118,15 +118,20 @@ def test_missing_capability_skips_with_the_reason(pytester):
                                  "'meter' (emulated)*"])
 
 
-def test_builtin_sim_rig_has_every_capability(pytester):
+def test_builtin_sim_rig_capabilities(pytester):
     pytester.makepyfile("""
         import pytest
-        from rig.config import CAPABILITIES
-        @pytest.mark.needs(*CAPABILITIES)
-        def test_all():
+        from rig.config import RIG_CAPABILITIES
+        @pytest.mark.needs(*RIG_CAPABILITIES, "primary", "secondary", "baud_switch")
+        def test_all_faults_and_control():
+            pass
+        @pytest.mark.needs("multi_telegram")
+        def test_multi():
             pass
     """)
-    pytester.runpytest().assert_outcomes(passed=1)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*needs multi_telegram: not available on rig 'sim'*"])
 
 
 # --- measurements ------------------------------------------------------------------------------
@@ -226,3 +231,18 @@ def test_summary_table_per_area_with_failing_clauses(pytester):
 def test_summary_is_silent_without_scenarios(pytester):
     pytester.makepyfile("def test_x():\n    pass\n")
     assert "M-Bus conformance summary" not in pytester.runpytest().stdout.str()
+
+
+def test_progress_lines_in_long_runs(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.area("timing")
+        @pytest.mark.parametrize("n", range(60))
+        def test_many(n):
+            assert n != 59, "the last one fails"
+    """)
+    result = pytester.runpytest()
+    progress = [line for line in result.stdout.lines if "[mbus-rig]" in line]
+    assert any("6/60 scenarios, 0 failed" in line for line in progress)
+    assert len(progress) == 9  # every 10 %, not at the end
+    assert any(line.split()[:4] == ["│", "timing", "│", "59"] for line in result.stdout.lines)

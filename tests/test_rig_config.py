@@ -64,7 +64,19 @@ def test_sim_config_equals_the_builtin_one_in_what_matters():
     assert file_cfg.mode == builtin.mode
     assert file_cfg.line_capabilities == builtin.line_capabilities
     assert file_cfg.duts[0].address == builtin.duts[0].address
-    assert file_cfg.duts[0].features == frozenset(PROTOCOL_CAPABILITIES)
+    assert file_cfg.duts[0].features == builtin.duts[0].features
+
+
+def test_emulated_dut_claims_what_its_profile_supports(tmp_path):
+    heat = builtin_sim_config().duts[0].features
+    assert {"primary", "secondary", "fcb", "baud_switch", "enhanced_selection"} <= heat
+    assert "multi_telegram" not in heat  # the built-in heat meter sends one telegram
+    multi = config_from_dict({"dut": [{"name": "m", "profile": "multi-telegram"}]}, "r.toml")
+    assert "multi_telegram" in multi.duts[0].features
+    assert multi.duts[0].meter_profile.pages[1:]
+    chosen = config_from_dict({"dut": [{"name": "m", "features": ["primary"]}]}, "r.toml")
+    assert chosen.duts[0].features == {"primary"}  # a rig file may claim less
+    assert set(PROTOCOL_CAPABILITIES) >= heat
 
 
 def _error(data, source="rig.toml") -> str:
@@ -108,6 +120,8 @@ def _error(data, source="rig.toml") -> str:
     ({"dut": [{"name": "m", "kind": "black-box", "url": "http://x"}]}, ["dut.m.url", "agent"]),
     ({"dut": [{"name": "m", "address": 3}, {"name": "n", "address": 3}]}, ["address 3"]),
     ({"dut": [{"name": "m"}, {"name": "m"}]}, ["dut[1].name", "twice"]),
+    ({"dut": [{"name": "m", "profile": "gas-meter"}]}, ["dut.m.profile", "heat-meter"]),
+    ({"dut": [{"name": "m", "profile": "nope.toml"}]}, ["dut.m.profile", "nope.toml"]),
     ({"bus": {"kind": "real"}, "master": {"port": "/dev/ttyAMA0"}, "dut": [{"name": "m"}]},
      ["dut.m.kind", "agent"]),
 ])
