@@ -247,7 +247,7 @@ class Rig:
     def _build_sim(self) -> None:
         """The simulated bus: on virtual time, or -- when an outside program joins through a
         pty (loopback) -- run along the wall clock by a RealTimeRunner."""
-        from hardware.sim import RealTimeRunner, SimBus, Simulation, VirtualClock
+        from hardware.sim import RealTimeRunner, RunnerClock, SimBus, Simulation, VirtualClock
 
         cfg = self.config
         self.sim = Simulation(cfg.bus.seed)
@@ -263,8 +263,7 @@ class Rig:
             self.bus = SimBus(self.sim, master_baud=cfg.master.baud, echo=cfg.master.echo,
                               name=self._bus_name(), trace=self.trace, **kwargs)
             self.reset_bus_settings()
-            gpio = self._gpio_backend()
-            self.gpio = gpio if self.runner is None else LockedGpio(gpio, self.runner)
+            self.gpio = gpio = self._gpio_backend()
             self.lines = FaultLines.from_specs(self.gpio, cfg.gpio.lines)
             for dut_cfg in cfg.duts:
                 self.duts.append(self._build_sim_dut(dut_cfg))
@@ -274,9 +273,9 @@ class Rig:
                                              for line in cfg.gpio.lines},
                                 disconnect=targets[:1])
 
-    def in_sim(self, fn: Callable[[], Any]) -> Any:
+    def in_sim(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the simulated bus (under its lock when it runs in real time)."""
-        return fn() if self.runner is None else self.runner.call(fn)
+        self.bus.in_sim(fn)
 
     def _build_hardware(self) -> None:
         cfg = self.config
@@ -556,65 +555,6 @@ class Rig:
         self.guard.uninstall()
         if self.lock is not None:
             self.lock.release()
-
-
-class RunnerClock:
-    """SHIM (belongs in hardware/sim; asked for in the report): the rig's Clock on a bus run
-    in real time by a RealTimeRunner -- ``now`` is the simulation's time, which follows the
-    wall clock; ``sleep`` waits on the wall clock; ``call_at`` schedules on the simulation."""
-
-    is_virtual = False
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self._wall = WallClock()
-
-    def now(self) -> float:
-        return float(self.runner.now())
-
-    def sleep(self, seconds: float) -> None:
-        self._wall.sleep(seconds)
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        sim = self.runner.sim
-        self.runner.call(lambda: sim.schedule(max(when, sim.now()), callback))
-
-
-class LockedGpio:
-    """A GPIO backend whose changes run under the real-time simulation's lock: the simulated
-    bus follows the pins in listeners, and the runner thread must not run meanwhile."""
-
-    def __init__(self, gpio: Any, runner: Any) -> None:
-        self._gpio = gpio
-        self._runner = runner
-        self.name = gpio.name
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        return self._runner.call(fn) if self._runner.running else fn()
-
-    def setup_output(self, pin: int, level: bool) -> None:
-        self._call(lambda: self._gpio.setup_output(pin, level))
-
-    def setup_input(self, pin: int) -> None:
-        self._call(lambda: self._gpio.setup_input(pin))
-
-    def write(self, pin: int, level: bool) -> None:
-        self._call(lambda: self._gpio.write(pin, level))
-
-    def read(self, pin: int) -> bool:
-        return bool(self._gpio.read(pin))
-
-    def release(self, pin: int) -> None:
-        self._call(lambda: self._gpio.release(pin))
-
-    def cleanup(self) -> None:
-        self._call(self._gpio.cleanup)
-
-    def on_change(self, pin: int, callback: Callable[[int, bool], None]) -> None:
-        self._gpio.on_change(pin, callback)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gpio, name)
 
 
 class Population:
