@@ -172,3 +172,10 @@ class EchoMismatchError(CollisionError):
 class GarbledAnswerError(LinkError):
     """Only bytes that form no valid frame came back (noise, a corrupted or cut-off answer),
     after all retries."""
+
+
+class LineIdleError(FrameError):
+    """A character came too soon after a detected error: FT1.2 (IEC 60870-5-1) wants at least
+    33 bit times of idle line before the next frame."""
+
+    check = "line idle"

@@ -23,6 +23,12 @@ Resynchronisation rules:
   same when no character arrives at all (MBUS.md: a slave discards a partial frame after a
   gap longer than the inter-frame idle).
 
+With ``idle_after_error`` set (the slave engine sets 33 bit times), the FT1.2 receiving
+rule of IEC 60870-5-1 applies on top: after a detected error (any rejected byte or frame) a
+start character counts only after at least that much idle line; bytes arriving sooner are
+rejected (``LineIdleError``) and restart the wait. A master leaves it off (it must tolerate
+slow slaves; MBUS.md "Timing").
+
 Gaps are measured between character end times (``RxChar.time``) minus ``char_time``, i.e. the
 idle line between the stop bit of one character and the start bit of the next; with
 ``char_time=0`` (the default) ``gap_limit`` bounds the end-to-end spacing instead.
@@ -39,6 +45,7 @@ from .errors import (
     GapError,
     LengthMismatchError,
     LengthRangeError,
+    LineIdleError,
     StartByteError,
     TruncatedFrameError,
 )
@@ -74,11 +81,14 @@ FramerEvent = FrameReceived | FrameRejected
 class Framer:
     """Incremental receiver: ``feed`` each character, ``expire`` on idle time (sans-I/O)."""
 
-    def __init__(self, gap_limit: float | None, *, char_time: float = 0.0) -> None:
+    def __init__(self, gap_limit: float | None, *, char_time: float = 0.0,
+                 idle_after_error: float | None = None) -> None:
         if gap_limit is not None and gap_limit < 0:
             raise ValueError(f"gap_limit {gap_limit} must not be negative")
         self.gap_limit = gap_limit
         self.char_time = char_time
+        self.idle_after_error = idle_after_error
+        self._error_at: float | None = None  # end of the last rejected byte
         self._buf: list[RxChar] = []
         self._skip = 0  # bytes left of a frame rejected for a flagged character
         self._skip_last = 0.0
@@ -108,19 +118,26 @@ class Framer:
         if self._buf and self._gap_exceeded(ch.time):
             events.append(self._reject_partial(GapError))
         self._push(ch, events)
+        self._note_errors(events)
         return events
 
     def expire(self, now: float) -> list[FramerEvent]:
         """Drop a partial frame whose line has been idle longer than ``gap_limit`` by ``now``."""
         if self._buf and self._gap_exceeded(now + self.char_time):
-            return [self._reject_partial(GapError)]
+            return self._note_errors([self._reject_partial(GapError)])
         return []
 
     def flush(self) -> list[FramerEvent]:
         """Reject a partial frame now (``TruncatedFrameError``): the caller stops listening."""
         if not self._buf:
             return []
-        return [self._reject_partial(TruncatedFrameError)]
+        return self._note_errors([self._reject_partial(TruncatedFrameError)])
+
+    def _note_errors(self, events: list[FramerEvent]) -> list[FramerEvent]:
+        for event in events:
+            if isinstance(event, FrameRejected):
+                self._error_at = max(self._error_at or event.end, event.end)
+        return events
 
     # --- internals ----------------------------------------------------------------------
 
@@ -145,10 +162,12 @@ class Framer:
         queue = [ch]
         while queue:
             c = queue.pop(0)
+            self._note_errors(events)
             if self._skip:
                 if not self._idle_exceeded(self._skip_last, c.time):
                     self._skip -= 1
                     self._skip_last = c.time
+                    self._error_at = c.time
                     continue
                 self._skip = 0
             if not self._buf:
@@ -173,6 +192,15 @@ class Framer:
             self._complete_if_done(events)
 
     def _hunt(self, c: RxChar, events: list[FramerEvent]) -> None:
+        if self.idle_after_error is not None and self._error_at is not None:
+            if c.time - self._error_at - self.char_time < self.idle_after_error:
+                idle = LineIdleError(f"byte {c.value:02X} came without "
+                                     f"{self.idle_after_error * 1e3:.2f} ms of idle line "
+                                     f"after an error", 0)
+                events.append(_rejected(idle, [c]))
+                self._error_at = c.time
+                return
+            self._error_at = None
         if not c.ok:
             events.append(_rejected(CharacterError(_flag_text(c), 0), [c]))
         elif c.value == ACK:

@@ -14,6 +14,7 @@ from protocol.errors import (
     GapError,
     LengthMismatchError,
     LengthRangeError,
+    LineIdleError,
     StartByteError,
     StopByteError,
     TruncatedFrameError,
@@ -264,3 +265,40 @@ def test_skip_after_flagged_char_ends_at_a_gap() -> None:
     events = run(framer, cut + chars(encode(SHORT), cut[-1].time + 2 * GAP))
     assert errors_of(events) == [CharacterError]
     assert frames_of(events) == [SHORT]
+
+
+# --- strict receiving (the slave's FT1.2 rule): idle line after an error -------------------
+
+
+def strict() -> Framer:
+    return Framer(GAP, char_time=CT, idle_after_error=GAP)
+
+
+def test_strict_frame_right_behind_garbage_is_rejected() -> None:
+    events = run(strict(), chars(b"\x00\xff" + encode(SHORT)))
+    assert frames_of(events) == []
+    assert LineIdleError in errors_of(events)
+
+
+def test_strict_frame_after_idle_line_is_taken() -> None:
+    framer = strict()
+    junk = chars(b"\x00\xff")
+    late = chars(encode(SHORT), junk[-1].time + GAP * 1.01)
+    assert frames_of(run(framer, junk + late)) == [SHORT]
+
+
+def test_strict_every_early_byte_restarts_the_wait() -> None:
+    framer = strict()
+    junk = chars(b"\x00")
+    more = chars(b"\x01", junk[-1].time + GAP * 0.5)
+    late = chars(encode(SHORT), more[-1].time + GAP * 0.9)
+    assert frames_of(run(framer, junk + more + late)) == []
+
+
+def test_strict_back_to_back_valid_frames_are_fine() -> None:
+    assert frames_of(run(strict(), chars(encode(SHORT) + encode(CONTROL)))) == [SHORT, CONTROL]
+
+
+def test_strict_stray_68_costs_the_frame_behind_it() -> None:
+    events = run(strict(), chars(b"\x68" + encode(SHORT)))
+    assert frames_of(events) == []

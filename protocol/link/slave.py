@@ -25,6 +25,8 @@ Rules (one place each):
   valid arrives at the new one); any other CI: E5. SND_UD with FCV=0 (43/63) only with
   ``accept_fcv0``.
 * Any frame failing a check is ignored; so is every frame without PRM (another slave's).
+  After any error (garbage, a failed check) a frame counts only after 33 bit times of idle
+  line (IEC 60870-5-1 FT1.2): a frame right behind garbage is ignored too.
 * Echo: with ``echo=True`` (a TSS721A always echoes) characters arriving while or just after
   transmitting that equal what was sent are dropped; a differing one is a collision (counted
   in ``collisions``; the partial frame is dropped).
@@ -248,7 +250,8 @@ class SlaveLink:
     # --- internals ------------------------------------------------------------------------
 
     def _new_framer(self) -> Framer:
-        return Framer(inter_frame_idle(self.baud), char_time=char_time(self.baud))
+        idle = inter_frame_idle(self.baud)
+        return Framer(idle, char_time=char_time(self.baud), idle_after_error=idle)
 
     def _set_baud(self, baud: int) -> None:
         self.baud = baud
