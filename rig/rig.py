@@ -484,6 +484,8 @@ class Rig:
             meter = d.extra.get("meter")
             if meter is not None:
                 self.in_sim(functools.partial(_restart_at, meter, baud))
+            elif d.control is not None and hasattr(d.control, "set_baud"):
+                d.control.set_baud(baud)  # the agent switches its UART directly
             elif "baud_switch" in d.capabilities:
                 self.master.switch_baud(d.address, baud)
             else:

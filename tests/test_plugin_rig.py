@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -154,8 +155,29 @@ def test_seed_reaches_the_simulation(pytester):
 
 def test_xdist_two_workers_each_with_its_own_bus(pytester):
     pytester.makepyfile(FIXTURES)
-    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                           "--junitxml=junit.xml")
     result.assert_outcomes(passed=7)
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["rig"] == "sim" and props["seed"] == "1"  # the controller's LogXML has them
+
+
+def test_rig_that_cannot_be_built_is_one_clear_error(pytester):
+    pytester.makefile(".toml", broken='''
+        [[dut]]
+        name = "agent"
+        kind = "agent"
+        url = "http://127.0.0.1:9"
+        token_file = "missing.token"
+        command = ["true", "{tty}"]
+    ''')
+    pytester.makepyfile("def test_x(rig):\n    pass\n")
+    result = pytester.runpytest("--rig", "broken.toml")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rig 'broken' (broken.toml) could not be set up: *"
+                                 "missing.token*"])
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_hardware_rig_refuses_xdist(pytester):
