@@ -246,3 +246,16 @@ def test_progress_lines_in_long_runs(pytester):
     assert any("6/60 scenarios, 0 failed" in line for line in progress)
     assert len(progress) == 9  # every 10 %, not at the end
     assert any(line.split()[:4] == ["│", "timing", "│", "59"] for line in result.stdout.lines)
+
+
+@pytest.mark.parametrize("extra", [[], ["-p", "mbus-rig"], ["-p", "fixtures.plugin"]])
+def test_root_conftest_registers_the_plugin_with_autoload_disabled(pytester, monkeypatch, extra):
+    root_conftest = Path(__file__).resolve().parent.parent / "conftest.py"
+    pytester.makeconftest(root_conftest.read_text())
+    pytester.makepyfile("""
+        def test_reads(master, dut):
+            master.req_ud2(dut.address)
+    """)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess("--rig", "sim", "-p", "no:cacheprovider", *extra)
+    result.assert_outcomes(passed=1)

@@ -139,3 +139,10 @@ def test_html_report_renders_in_headless_chromium(tmp_path, suite):
     width, height, colours = _png_size_and_colours(shot.read_bytes())
     assert (width, height) == (1280, 900)
     assert colours > 20, "the screenshot is blank"
+
+
+def test_run_with_plugin_autoload_disabled(tmp_path, suite, monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    status, report = _run(tmp_path, "--no-html", "--", "-p", "no:cacheprovider", "-k", "primary")
+    assert status == 0
+    assert list((report / "allure-results").glob("*-result.json"))  # allure-pytest was loaded
