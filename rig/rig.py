@@ -103,14 +103,29 @@ class Faults:
             raise ConfigError(f"fault {kind!r}: duration {duration} is negative")
         line = rig.lines[role]
         fault = InjectedFault(kind, role, start, None if duration is None else start + duration)
+        self.injected.append(fault)
+
+        def switch_on() -> None:
+            if self._current(fault):
+                line.assert_()
+
+        def wear_off() -> None:
+            if self._current(fault):  # a later inject on this line, or clear(), wins
+                line.release()
+
         if start <= clock.now():
             line.assert_()
         else:
-            clock.call_at(start, line.assert_)
+            clock.call_at(start, switch_on)
         if fault.end is not None:
-            clock.call_at(fault.end, line.release)
-        self.injected.append(fault)
+            clock.call_at(fault.end, wear_off)
         return fault
+
+    def _current(self, fault: InjectedFault) -> bool:
+        """``fault`` is still in force: not cleared, not replaced by a later one on its line,
+        and the rig is not closed (a timer must never switch a fault on after safe state)."""
+        later = [f for f in self.injected if f.role == fault.role]
+        return not self._rig.closed and bool(later) and later[-1] is fault
 
     def _prepare(self, kind: str, role: str, params: dict[str, Any]) -> None:
         bus = self._rig.bus
@@ -534,6 +549,10 @@ class Rig:
         """Every fault line released and DUT programs stopped, now (idempotent)."""
         self._lines_safe()
         self._stop_programs()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         if self._closed:

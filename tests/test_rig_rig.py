@@ -76,6 +76,21 @@ def test_fault_at_a_later_time_and_clear(sim_rig):
     assert sim_rig.faults.active == [] and not sim_rig.bus.shorted
 
 
+def test_cleared_faults_never_come_back_from_their_timers(sim_rig):
+    now = sim_rig.clock.now()
+    sim_rig.faults.inject("noise", at=now + 0.5)            # pending start
+    sim_rig.faults.inject("power_cut", duration=2.0)        # pending wear-off
+    sim_rig.faults.clear()
+    sim_rig.faults.inject("power_cut")                      # a new one, no end
+    sim_rig.clock.sleep(3.0)
+    assert sim_rig.faults.active == ["bus power cut"]       # the old wear-off did not end it
+    sim_rig.faults.clear()
+    sim_rig.faults.inject("short", at=sim_rig.clock.now() + 1.0)
+    sim_rig.close()                                          # safe state with a start pending
+    sim_rig.clock.sleep(2.0)                                 # the pending start comes due
+    assert not sim_rig.gpio.level(22) and not sim_rig.bus.shorted
+
+
 def test_sim_fault_parameters_are_set_on_the_bus_and_reset(sim_rig):
     sim_rig.faults.inject("noise", rate=0.2)
     assert sim_rig.bus.noise_down == 0.2 and sim_rig.bus.down.noise == 0.2
