@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests_hil._defects import EXPECTED_FAILURES, defect_descriptions
+from tests_hil._defects import EXPECTED_FAILURES, KNOWN_GAPS, defect_descriptions
 from tests_hil._scenario import ScenarioMeta
 
 PACKAGE = Path(__file__).resolve().parent
@@ -89,7 +89,7 @@ def _cell(text: str) -> str:
 
 
 def _case_text(entry: Entry) -> str:
-    parts = [f"{count} {names}" for names, count in entry.params]
+    parts = [f"{count} ({names})" for names, count in entry.params]
     if entry.per_baud:
         parts.append("each --baud")
     return " x ".join(parts) if parts else "1"
@@ -135,12 +135,28 @@ def render(entries: Iterable[Entry]) -> str:
     lines += ["", "## Defect detection", "",
               "Each named defect of the emulated slave, switched on with `--defect NAME`, must "
               "make exactly these scenarios fail and every other one pass "
-              "(tests/test_suite_defects.py runs this table).", "",
-              "| defect | what the slave does wrong | scenarios that catch it |", "|---|---|---|"]
+              "(tests/test_suite_defects.py runs this table, from tests_hil/_defects.py). "
+              "Where every answer of the slave is broken, other scenarios may fail too "
+              "(collateral), and the listed ones must still pass.", "",
+              "| defect | what the slave does wrong | rates | scenarios that catch it | "
+              "collateral; must still pass |", "|---|---|---|---|---|"]
     descriptions = defect_descriptions()
     for defect, expected in EXPECTED_FAILURES.items():
         caught = "<br>".join(f"`{p}`" for p in expected.patterns)
-        lines.append(f"| `{defect}` | {_cell(descriptions.get(defect, ''))} | {caught} |")
+        rates = ", ".join(map(str, expected.bauds))
+        rig = "" if expected.rig == "conformant.toml" else f" ({expected.rig})"
+        extra = "-"
+        if expected.collateral:
+            keep = "<br>".join(f"`{p}`" for p in expected.must_pass)
+            extra = f"{_cell(expected.collateral)}; must pass: {keep}"
+        lines.append(f"| `{defect}` | {_cell(descriptions.get(defect, ''))} | {rates}{rig} | "
+                     f"{caught} | {extra} |")
+    lines += ["", "## Known gaps of the emulated slave", "",
+              "Scenarios the project's own conformant emulated slave fails today. They must "
+              "fail in every run (a fix shows up as a failing suite test until the entry is "
+              "removed from tests_hil/_defects.py).", "", "| scenario | why |", "|---|---|"]
+    for pattern, why in KNOWN_GAPS.items():
+        lines.append(f"| `{pattern}` | {_cell(why)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,12 @@ class Expected:
 
     patterns: tuple[str, ...]
     bauds: tuple[int, ...] = (2400,)
+    rig: str = "conformant.toml"  # in tests_hil/rigs/
+    collateral: str = ""
+    """Why other scenarios may fail too (a slave whose every answer is broken), else ""."""
+    must_pass: tuple[str, ...] = ()
+    """With collateral failures: cases that must still pass (each pattern matching at least
+    one passed case), so the suite is shown to fail selectively even then."""
 
     def matches(self, test_id: str) -> bool:
         return any(_match(test_id, p) for p in self.patterns)
@@ -42,6 +48,9 @@ EXPECTED_FAILURES: dict[str, Expected] = {
         "test_fcb.py::test_repeated_fcb_repeats_the_telegram",
         "test_answer_errors.py::test_retry_with_same_fcb_gets_the_same_telegram[corrupt_checksum]",
         "test_answer_errors.py::test_retry_with_same_fcb_gets_the_same_telegram[truncated]",
+        "test_collisions.py::test_injected_collision_is_detected_and_retried",
+        "test_power_and_wiring.py::test_noise_never_yields_false_data[ber0.0001]",
+        "test_power_and_wiring.py::test_noise_never_yields_false_data[ber0.001]",
     )),
     "answers_bad_checksum": Expected((
         "test_frame_errors.py::test_faulty_short_frame_is_ignored[*-bad_checksum]",
@@ -49,7 +58,7 @@ EXPECTED_FAILURES: dict[str, Expected] = {
     ), bauds=(300, 9600)),
     "acks_unsupported_baud": Expected((
         "test_baud_rate.py::test_unsupported_baud_is_not_acknowledged[*]",
-    )),
+    ), rig="three-rates.toml"),
     "acks_at_new_rate": Expected((
         "test_baud_rate.py::test_baud_switch[*]",
     ), bauds=(300, 2400)),
@@ -58,7 +67,13 @@ EXPECTED_FAILURES: dict[str, Expected] = {
     ), bauds=(2400, 9600)),
     "answers_too_late": Expected((
         "test_timing.py::test_answer_delay_within_window[*]",
-    ), bauds=(2400, 9600)),
+        "test_addressing.py::test_snd_nke_at_primary_address_is_acknowledged[*]",
+        "test_addressing.py::test_req_ud2_at_primary_address_is_answered[*]",
+    ), bauds=(2400, 9600),
+        collateral="every answer starts after the response window: the master takes it for "
+                   "no answer and hears it during its next request, so every scenario that "
+                   "expects an answer fails",
+        must_pass=("test_addressing.py::test_wildcard_selection_table[wrong_*]",)),
     "answers_broadcast_255": Expected((
         "test_addressing.py::test_broadcast_255_is_not_answered[*]",
     )),
@@ -66,21 +81,52 @@ EXPECTED_FAILURES: dict[str, Expected] = {
         "test_addressing.py::test_snd_nke_deselects[*]",
     )),
     "wildcard_mismatch_manufacturer": Expected((
-        "test_addressing.py::test_wildcard_selection_table[manufacturer-True]",
-        "test_addressing.py::test_wildcard_selection_table[all-True]",
-        "test_addressing.py::test_wildcard_selection_table[id_prefix-True]",
+        "test_addressing.py::test_wildcard_selection_table[manufacturer]",
+        "test_addressing.py::test_wildcard_selection_table[all]",
+        "test_addressing.py::test_wildcard_selection_table[id_prefix]",
         "test_addressing.py::test_secondary_search_finds_every_slave",
         "test_collisions.py::test_wildcard_selecting_two_slaves",
         "test_collisions.py::test_search_adversarial_population[*]",
     )),
     "wrong_checksum_in_answers": Expected((
         "test_addressing.py::test_req_ud2_at_primary_address_is_answered[*]",
-    )),
+        "test_application.py::test_telegram_decodes_to_profile_records[*]",
+        "test_fcb.py::test_repeated_fcb_repeats_the_telegram",
+    ), collateral="every RSP_UD arrives garbled, so every scenario that reads one fails",
+        must_pass=("test_addressing.py::test_snd_nke_at_primary_address_is_acknowledged[*]",
+                   "test_addressing.py::test_snd_nke_deselects[*]",
+                   "test_frame_errors.py::test_faulty_long_frame_is_ignored[*-bad_checksum]",
+                   "test_addressing.py::test_wildcard_selection_table[wrong_*]")),
     "ignores_set_address": Expected((
         "test_addressing.py::test_set_primary_address[*]",
         "test_addressing.py::test_address_0_is_a_primary_address",
     )),
 }
+
+
+KNOWN_GAPS: dict[str, str] = {
+    "test_frame_errors.py::test_faulty_short_frame_is_ignored[*-garbage_before]":
+        "the emulated slave answers a frame that follows garbage with no idle line "
+        "(protocol/framer.py resynchronises on the next start byte); IEC 60870-5-1 FT1.2 "
+        "requires 33 bit times of idle line after a detected error before the next frame",
+    "test_frame_errors.py::test_faulty_long_frame_is_ignored[*-garbage_before]":
+        "as above, for a selection (long frame) after garbage",
+}
+"""Scenarios the project's own conformant emulated slave fails today, each with the reason.
+They must fail in every run (tests/test_suite_conformant.py checks that, so a fix shows up
+as a failing test until the entry is removed) and count as expected in the defect runs."""
+
+DESELECT_IN_DEFECT_RUNS: tuple[str, ...] = (
+    "tests_hil/test_collisions.py::test_search_adversarial_population[250]",
+)
+"""Cases left out of the defect runs to keep CI in minutes: the 250-slave search costs about
+a minute of simulation and its failure modes are those of the 10-slave one; the conformant
+run at every rate keeps it."""
+
+
+def known_gap(test_id: str) -> str | None:
+    """The reason a case is a known gap of the emulated slave, else None."""
+    return next((why for pattern, why in KNOWN_GAPS.items() if _match(test_id, pattern)), None)
 
 
 def defect_descriptions() -> dict[str, str]:

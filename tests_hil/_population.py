@@ -8,7 +8,10 @@ builds such a population around the DUT's own secondary address, deterministical
 
 from __future__ import annotations
 
-from protocol.identity import SecondaryAddress
+from dataclasses import replace
+
+from protocol.identity import SecondaryAddress, manufacturer_letters
+from protocol.meter import MeterProfile
 
 
 def _with_digit(ident: int, position: int, digit: int) -> int:
@@ -22,14 +25,20 @@ def other_byte(value: int, step: int) -> int:
     return (value + step) % 0xFF if (value + step) % 0xFF != value else (value + 1) % 0xFF
 
 
+def other_manufacturer(code: int, step: int = 1) -> int:
+    """Another valid three-letter manufacturer code: the last letter moved on by ``step``."""
+    last = code & 0x1F
+    return (code & ~0x1F) | ((last - 1 + step) % 26 + 1)
+
+
 def adversarial(dut: SecondaryAddress, count: int) -> list[SecondaryAddress]:
     """``count`` secondary addresses, all different from each other and from ``dut``.
 
     In this order, as far as ``count`` goes: the DUT's ID with another manufacturer, another
-    version, another medium; IDs that differ from the DUT only in the last digit; IDs that
-    share 7, 6, ... 1 leading digits with it; then IDs sharing the DUT's first four digits
-    with every last-two-digit combination, each also paired with a twin that differs only
-    in version or medium.
+    version, another medium (slaves only the hex fields or the fabrication number tell
+    apart); IDs that differ from the DUT only in the last digit; IDs that share 7, 6, ... 1
+    leading digits with it; then IDs sharing the DUT's first four digits, spread over the
+    last four (a dense block of shared prefixes).
     """
     out: list[SecondaryAddress] = []
     seen = {dut}
@@ -40,7 +49,7 @@ def adversarial(dut: SecondaryAddress, count: int) -> list[SecondaryAddress]:
             out.append(sec)
 
     man, ver, med = dut.manufacturer, dut.version, dut.medium
-    add(SecondaryAddress(dut.id, man ^ 0x0001, ver, med))
+    add(SecondaryAddress(dut.id, other_manufacturer(man), ver, med))
     add(SecondaryAddress(dut.id, man, other_byte(ver, 1), med))
     add(SecondaryAddress(dut.id, man, ver, other_byte(med, 1)))
     last = dut.id % 10
@@ -53,11 +62,32 @@ def adversarial(dut: SecondaryAddress, count: int) -> list[SecondaryAddress]:
     prefix = dut.id // 10_000 * 10_000
     step = 0
     while len(out) < count and step < 10_000:
-        ident = prefix + (step * 37) % 10_000  # spread over the last four digits
-        add(SecondaryAddress(ident, man, ver, med))
-        add(SecondaryAddress(ident, man, other_byte(ver, 2), med))
-        add(SecondaryAddress(ident, man, ver, other_byte(med, 2)))
+        add(SecondaryAddress(prefix + (step * 37) % 10_000, man, ver, med))
         step += 1
     if len(out) < count:
         raise ValueError(f"cannot build {count} adversarial secondary addresses")
     return out
+
+
+FIRST_FABRICATION = 10_000_001
+
+
+def as_profiles(base: MeterProfile, secondaries: list[SecondaryAddress], *,
+                latest: float) -> list[MeterProfile]:
+    """Meter profiles for extra slaves: ``base`` with each identity, its own fabrication
+    number (real devices never share one; enhanced selection tells same-ID slaves apart),
+    and its own response delay, spread evenly after the DUT's up to ``latest`` seconds.
+
+    Real slaves never answer in step to the bit; byte-aligned answers merge by AND (MBUS.md
+    "Character and physical layer") into what can be a valid frame, which only current
+    sensing tells from one answer.
+    """
+    step = (latest - base.response_delay) / max(1, len(secondaries))
+    if step <= 0:
+        raise ValueError(f"no room for other response delays between {base.response_delay} s "
+                         f"and {latest} s")
+    return [replace(base, id=s.id, manufacturer=manufacturer_letters(s.manufacturer),
+                    version=s.version, medium=s.medium,
+                    fabrication_number=FIRST_FABRICATION + i,
+                    response_delay=base.response_delay + (i + 1) * step)
+            for i, s in enumerate(secondaries)]

@@ -25,6 +25,9 @@ ROOT = PACKAGE.parent
 CONFORMANT_RIG = PACKAGE / "rigs" / "conformant.toml"
 """A simulated rig whose emulated meter supports every rate, two telegrams, every feature."""
 TIMEOUT_S = 1800.0
+WORKERS = int(os.environ.get("MBUS_SUITE_WORKERS", "2"))
+"""pytest-xdist workers inside each suite run the suite's own tests start (the suite is
+CPU-bound simulation; 0 runs it in one process)."""
 
 
 @dataclass

@@ -104,8 +104,11 @@ def _hex(data: bytes | WireBytes | None) -> str:
 
 def describe(ex: Any) -> str:
     """One line: what was sent, what came back, and when."""
-    received = getattr(ex, "received", None)
-    got = _hex(bytes(ch.value for ch in received)) if received else "(nothing)"
+    chars = getattr(ex, "chars", None)
+    got = _hex(bytes(ch.value for ch in chars)) if chars else "(nothing)"
+    flagged = sum(1 for ch in chars or () if not ch.ok)
+    if flagged:
+        got += f" ({flagged} with parity/framing errors)"
     delay = getattr(ex, "response_delay", None)
     when = f" after {delay * 1000:.1f} ms" if isinstance(delay, float) else ""
     error = getattr(ex, "error", None)
@@ -145,6 +148,14 @@ def expect_answer(master: Any, request: bytes | WireBytes, what: str,
     return frame  # type: ignore[return-value]
 
 
+def fresh_answer(master: Any, address: int, what: str) -> LongFrame:
+    """SND_NKE, then REQ_UD2 with FCB 1: a new readout's first telegram, whatever FCB the
+    slave saw before (a plain repeated REQ_UD2 may rightly get the cached last answer)."""
+    expect_ack(master, snd_nke(address), f"{what}: SND_NKE")
+    return expect_answer(master, req_ud2(address, fcb=True), f"{what}: REQ_UD2",
+                         address=address)
+
+
 def no_false_data(ex: Any, reference: bytes, what: str) -> bool:
     """True when the exchange delivered a frame. A delivered frame must be byte for byte the
     clean ``reference`` telegram: a corrupted telegram accepted as data fails here."""
@@ -152,7 +163,8 @@ def no_false_data(ex: Any, reference: bytes, what: str) -> bool:
         return False
     got = encode(ex.frame)
     assert got == reference, (f"{what}: a telegram that differs from the clean one was accepted "
-                              f"as data: {_hex(got)} instead of {_hex(reference)}")
+                              f"as data (corrupted, or not the repeat its unchanged FCB asks "
+                              f"for): {_hex(got)} instead of {_hex(reference)}")
     return True
 
 
@@ -205,6 +217,15 @@ def primary_address(master: Any, dut: Any, new: int) -> Iterator[None]:
         if outcome(ex) != "ack":
             # the DUT may not have moved (a defect): make sure it is at ``old`` again
             ask(master, set_address_request(old, old))
+
+
+def master_requests(trace: Any, since: float) -> list[bytes]:
+    """The master's frames on the bus since ``since``, as raw bytes (grouped from the master's
+    characters alone, so an answer overlapping a request does not split it)."""
+    from hardware.trace import Trace
+
+    sent = Trace(e for e in trace.since(since).entries if e.direction == "M>S")
+    return [f.raw for f in sent.frames()]
 
 
 def page_records(frame: LongFrame) -> bytes:

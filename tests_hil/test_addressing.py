@@ -80,13 +80,13 @@ def test_address_0_is_a_primary_address(master, dut, rig):
     answers SND_NKE and REQ_UD2 at 0 (A field 0) and no longer at its old address. The old
     address is restored afterwards."""
     if dut.address == 0:
-        w.expect_answer(master, w.req_ud2(0), "REQ_UD2 at address 0", address=0)
+        w.fresh_answer(master, 0, "readout at address 0")
         return
     if 0 in w.bus_addresses(rig):
         pytest.skip("another slave on the bus uses address 0")
     with w.primary_address(master, dut, 0):
-        w.expect_ack(master, w.snd_nke(0), "SND_NKE at address 0")
-        w.expect_answer(master, w.req_ud2(0), "REQ_UD2 at address 0", address=0)
+        w.fresh_answer(master, 0, "readout at address 0")
+        w.expect_silence(master, w.snd_nke(dut.address), "SND_NKE at the old address")
         w.expect_silence(master, w.req_ud2(dut.address), "REQ_UD2 at the old address")
 
 
@@ -98,10 +98,10 @@ def test_set_primary_address(master, dut, rig, baud):
     address is silent and the new one answers with the new A field. Restored afterwards."""
     new = w.free_address(rig)
     with w.primary_address(master, dut, new):
+        w.expect_silence(master, w.snd_nke(dut.address), "SND_NKE at the old address")
         w.expect_silence(master, w.req_ud2(dut.address), "REQ_UD2 at the old address")
-        w.expect_answer(master, w.req_ud2(new), "REQ_UD2 at the new address", address=new)
-    w.expect_answer(master, w.req_ud2(dut.address), "REQ_UD2 at the restored address",
-                    address=dut.address)
+        w.fresh_answer(master, new, "readout at the new address")
+    w.fresh_answer(master, dut.address, "readout at the restored address")
 
 
 @scenario(AREA, "net.secondary", needs=("secondary",), severity="critical",
@@ -230,11 +230,11 @@ def test_snd_nke_deselects(master, dut, rig, target):
 
 
 def _fabrication_number(master, dut) -> int:
-    """The DUT's fabrication number: the record with VIF 78 in its RSP_UD."""
-    telegram = master.req_ud2(dut.address).telegram
-    for record in telegram.records:
-        if record.vif & 0x7F == 0x78:
-            return int(record.raw)
+    """The DUT's fabrication number: the record with VIF 78 in its readout."""
+    for reply in master.read_all(dut.address):
+        for record in reply.telegram.records:
+            if record.vif & 0x7F == 0x78:
+                return int(record.raw)
     raise AssertionError("the DUT claims enhanced selection but its RSP_UD carries no "
                          "fabrication number (VIF 78)")
 
