@@ -179,7 +179,7 @@ def test_inter_frame_idle_respected_after_traffic() -> None:
     link = MasterLink(BAUD, retries=0)
     link.receive(RxChar(0x42, 5.0))  # stray traffic between exchanges
     send = link.start(snd_nke(5), 5.0)
-    assert send.not_before == pytest.approx(5.0 + inter_frame_idle(BAUD))
+    assert send.not_before == pytest.approx(5.0 + inter_frame_idle(BAUD) + CT)
     link.abort()
 
 

@@ -368,7 +368,11 @@ class MasterLink:
         return Framer(self.gap_limit, char_time=char_time(self.baud))
 
     def _earliest(self, now: float) -> float:
-        return max(now, self._last_activity + inter_frame_idle(self.baud))
+        """33 bit times of idle line plus one character time at the current rate after the
+        last traffic: a slave listening at a slower rate (after a baud switch) may still be
+        inside a character it made of our last frame's bits, and FT1.2 slaves want the
+        idle line after such an error (protocol.framer ``idle_after_error``)."""
+        return max(now, self._last_activity + inter_frame_idle(self.baud) + char_time(self.baud))
 
     def _begin_attempt(self) -> None:
         self._request_end = None
