@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hardware.profile import PROFILE_DIR, load_profile, shipped_profile
 from protocol.app.telegram import Telegram, decode_data
@@ -169,3 +171,31 @@ def test_load_profile_reports_file_and_line(tmp_path: Path) -> None:
 def test_shipped_profile_unknown_name_lists_the_shipped() -> None:
     with pytest.raises(ConfigError, match="heat-meter, multi-telegram"):
         shipped_profile("gas-meter")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=8)
+FIELDS = [*HEAT_METER, "colour"]
+RECORD_FIELDS = ["quantity", "unit", "exponent", "vif", "type", "value", "function", "storage",
+                 "tariff", "subunit"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=json_values,
+       record_field=st.sampled_from(RECORD_FIELDS), record_value=json_values)
+def test_any_wrong_value_is_a_config_error_never_a_crash(field: str, value: object,
+                                                         record_field: str,
+                                                         record_value: object) -> None:
+    for data in (heat(**{field: value}),
+                 heat(pages=[{"records": [{**HEAT_METER["pages"][0]["records"][0],
+                                           record_field: record_value}]}])):
+        try:
+            profile = profile_from_dict(data, "fuzz.toml")
+        except ConfigError as exc:
+            assert str(exc).startswith("fuzz.toml")
+        else:
+            assert rsp_ud_data(profile, 0, 0)
