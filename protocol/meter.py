@@ -308,14 +308,11 @@ def quantity_vif(quantity: str, unit: str | None, exponent: int | None) -> bytes
 
 # --- reading a profile ---------------------------------------------------------------------
 
-FIELD_ORDER = ("name", "id", "manufacturer", "version", "medium", "fabrication_number",
-               "address", "bauds", "baud", "response_delay", "status", "alarm")
-
-
 def profile_from_dict(data: Mapping[str, Any], source: str = "profile") -> MeterProfile:
     """Validate a profile (as read from TOML) and build it.
 
-    Layout: top-level meter fields (see FIELD_ORDER), an optional ``[link]`` table and
+    Layout: top-level meter fields (name, id, manufacturer, version, medium,
+    fabrication_number, address, bauds, baud, response_delay, status, alarm), an optional ``[link]`` table and
     ``[[pages]]`` each with ``[[pages.records]]`` and an optional ``manufacturer_data`` hex.
     Raises ConfigError "SOURCE: FIELD.PATH: problem (allowed: ...)" on the first problem.
     """
