@@ -53,13 +53,20 @@ class Endpoint:
         self._channel = channel
         self._sent: list[CharRecord] = []
         self.tx_end = 0.0
-        self.on_receive: Callable[[RxChar], None] | None = None
-        """Called with every received character (at its stop-bit sample time)."""
         self.clock_error = 0.0
         """Relative error of this UART's transmit bit clock (0.02: bits 2 % short, i.e. 2 %
         fast). Receivers sample at the nominal rate; a receiver's own error is the same as an
         opposite error of the sender."""
-        self.rx = Receiver(name, view, self._baud, self._deliver)
+        self.rx = Receiver(name, view, self._baud)
+
+    @property
+    def on_receive(self) -> Callable[[RxChar], None] | None:
+        """Called with every received character (at its stop-bit sample time)."""
+        return self.rx.on_char
+
+    @on_receive.setter
+    def on_receive(self, callback: Callable[[RxChar], None] | None) -> None:
+        self.rx.on_char = callback
 
     @property
     def baud(self) -> int:
@@ -126,10 +133,6 @@ class Endpoint:
 
     def _after_send(self) -> None:
         pass
-
-    def _deliver(self, ch: RxChar, pending: Pending) -> None:
-        if self.on_receive is not None:
-            self.on_receive(ch)
 
 
 class MasterEndpoint(Endpoint):

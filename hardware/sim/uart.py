@@ -225,15 +225,19 @@ Deliver = Callable[[RxChar, "Pending"], None]
 
 
 class Receiver:
-    """A UART receiver at ``baud`` on a view; ``deliver(ch, pending)`` gets each character."""
+    """A UART receiver at ``baud`` on a view. Each character goes to ``on_char(ch)`` when it
+    is set, else to ``deliver(ch, pending)`` (which also tells who was sending)."""
 
-    __slots__ = ("name", "baud", "view", "deliver", "enabled", "pending")
+    __slots__ = ("name", "baud", "view", "deliver", "on_char", "enabled", "pending")
 
-    def __init__(self, name: str, view: View, baud: int, deliver: Deliver, *, enabled: bool = True) -> None:
+    def __init__(
+        self, name: str, view: View, baud: int, deliver: Deliver | None = None, *, enabled: bool = True
+    ) -> None:
         self.name = name
         self.view = view
         self.baud = baud
         self.deliver = deliver
+        self.on_char: Callable[[RxChar], None] | None = None
         self.enabled = False
         self.pending: Pending | None = None
         if enabled:
@@ -477,16 +481,28 @@ class Pending:
     def decode(self) -> None:
         if not self.members:
             return
-        ch = self.view.decode_rest(self.baud, self.a)
+        home, baud = self.view, self.baud
+        ch = home.decode_rest(baud, self.a)
+        idle = home.idle.get(baud)
+        if idle is None:
+            idle = home.idle[baud] = {}
         others: dict[View, RxChar] = {}
         for rx in list(self.members):
             if rx.pending is not self:
-                continue
+                continue  # left the group in an earlier member's callback
             view = rx.view
-            if view is self.view:
+            if view is home:  # the common case, inlined: back to hunting on this view
                 got = ch
+                rx.pending = None
+                if rx not in idle:
+                    idle[rx] = None
+                    home.n_idle += 1
             else:
-                got = others.get(view) or view.decode_rest(self.baud, self.a)
+                got = others.get(view) or view.decode_rest(baud, self.a)
                 others[view] = got
-            view.add_idle(rx)
-            rx.deliver(got, self)
+                view.add_idle(rx)
+            on_char = rx.on_char
+            if on_char is not None:
+                on_char(got)
+            elif rx.deliver is not None:
+                rx.deliver(got, self)
