@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from hardware.trace import Trace, TraceEntry
 from protocol.chars import RxChar, WireBytes, as_wire
 from protocol.errors import ConfigError
-from protocol.timing import check_baud
+from protocol.timing import BITS_PER_CHAR, check_baud
 
 from .engine import Event, Simulation
 from .uart import Channel, CharRecord, Pending, Receiver, Segment, View
@@ -101,7 +101,7 @@ class Endpoint:
             return t
         tb = 1.0 / (self._baud * (1.0 + self.clock_error))
         if not self.can_send():
-            self.tx_end = t + len(wire.data) * 11 * tb
+            self.tx_end = t + len(wire.data) * BITS_PER_CHAR * tb
             return self.tx_end
         self._before_send()
         self._sent = [r for r in self._sent if r.cut > now]
