@@ -3,7 +3,9 @@ headless Chromium (skipped, with the reason, only when chromium or the Allure CL
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -139,6 +141,16 @@ def test_html_report_renders_in_headless_chromium(tmp_path, suite):
     width, height, colours = _png_size_and_colours(shot.read_bytes())
     assert (width, height) == (1280, 900)
     assert colours > 20, "the screenshot is blank"
+    results = {r["name"]: r for r in _embedded_results(text)}
+    failed = results["test_wrong_expectation"]
+    assert [c["name"] for c in failed["categories"]] == ["Protocol violation"]  # our categories
+    assert results["test_skipped_on_this_rig"]["status"] == "skipped"
+
+
+def _embedded_results(html: str) -> list[dict]:
+    """The test results Allure 3.18's single-file report embeds (base64 JSON per result)."""
+    pattern = r'"data/test-results/[0-9a-f]+\.json","([A-Za-z0-9+/=]+)"'
+    return [json.loads(base64.b64decode(m.group(1))) for m in re.finditer(pattern, html)]
 
 
 def test_run_with_plugin_autoload_disabled(tmp_path, suite, monkeypatch):
