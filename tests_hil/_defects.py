@@ -104,14 +104,7 @@ EXPECTED_FAILURES: dict[str, Expected] = {
 }
 
 
-KNOWN_GAPS: dict[str, str] = {
-    "test_frame_errors.py::test_faulty_short_frame_is_ignored[*-garbage_before]":
-        "the emulated slave answers a frame that follows garbage with no idle line "
-        "(protocol/framer.py resynchronises on the next start byte); IEC 60870-5-1 FT1.2 "
-        "requires 33 bit times of idle line after a detected error before the next frame",
-    "test_frame_errors.py::test_faulty_long_frame_is_ignored[*-garbage_before]":
-        "as above, for a selection (long frame) after garbage",
-}
+KNOWN_GAPS: dict[str, str] = {}
 """Scenarios the project's own conformant emulated slave fails today, each with the reason.
 They must fail in every run (tests/test_suite_conformant.py checks that, so a fix shows up
 as a failing test until the entry is removed) and count as expected in the defect runs."""
