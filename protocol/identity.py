@@ -87,7 +87,7 @@ class SecondaryAddress:
         return cls(bcd_decode(data[0:4]), int.from_bytes(data[4:6], "little"), data[6], data[7])
 
     def __str__(self) -> str:
-        """libmbus's 16-hex-digit form: ID, manufacturer, version, medium, e.g. 12345678 2D2C 01 04."""
+        """libmbus's 16-hex-digit form: ID, manufacturer, version, medium, e.g. 12345678 2C2D 01 04 (manufacturer high byte first, as libmbus prints it)."""
         return f"{self.id:08d}{self.manufacturer:04X}{self.version:02X}{self.medium:02X}"
 
     @classmethod
