@@ -1,7 +1,7 @@
 """Meter profiles from TOML files (the file side of protocol/meter.py's profile_from_dict).
 
 A profile file holds the fields of a MeterProfile at the top level, an optional ``[link]``
-table and ``[[pages]]`` with ``[[pages.records]]`` (see profiles/heat-meter.toml). Every
+table and ``[[pages]]`` with ``[[pages.records]]`` (see hardware/profiles/heat-meter.toml). Every
 problem is a ConfigError naming the file: unreadable, not TOML (with the line), or a field
 that profile_from_dict rejects (with the field path and the allowed values).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from protocol.errors import ConfigError
 from protocol.meter import MeterProfile, profile_from_dict
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 """The profiles shipped with the project (heat-meter.toml, multi-telegram.toml)."""
 
 
