@@ -150,3 +150,16 @@ def test_dut_lookup_and_overrides():
     assert changed.master.baud == 9600 and changed.duts[0].baud == 9600
     assert changed.duts[0].defects == {"ignores_fcb"}
     assert cfg.bus.seed == 1  # the original is untouched
+
+
+def test_profile_file_resolves_next_to_the_rig_file(tmp_path):
+    import os
+
+    from hardware.profile import PROFILE_DIR
+
+    rel = os.path.relpath(PROFILE_DIR / "multi-telegram.toml", tmp_path)
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f'[[dut]]\nname = "m"\nprofile = "{rel}"\n')
+    dut = load_config(rig).duts[0]
+    assert "multi_telegram" in dut.features
+    assert dut.meter_profile.pages[1:]
