@@ -61,9 +61,16 @@ def _params(fn: object) -> tuple[tuple[str, int], ...]:
     return tuple(reversed(out))
 
 
+MODULE_ORDER = ("test_addressing", "test_collisions", "test_frame_errors", "test_answer_errors",
+                "test_fcb", "test_baud_rate", "test_timing", "test_power_and_wiring",
+                "test_application")
+"""The catalogue's order: from addressing up to the application layer; others follow."""
+
+
 def modules() -> list[str]:
-    """The scenario modules, in file-name order."""
-    return sorted(p.stem for p in PACKAGE.glob("test_*.py"))
+    """The scenario modules, in catalogue order."""
+    found = {p.stem for p in PACKAGE.glob("test_*.py")}
+    return [m for m in MODULE_ORDER if m in found] + sorted(found - set(MODULE_ORDER))
 
 
 def scenarios() -> list[Entry]:

@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         options += ["--defect", defect]
     run = run_suite(*options, workers=args.workers)
     for test in run.failed:
-        print(f"FAILED {test}: {run.messages.get(test, '')[:200]}")
+        first_line = (run.messages.get(test) or "").partition("\n")[0]
+        print(f"FAILED {test}: {first_line[:200]}")
     print(run.summary())
     return 0 if not run.failed else 1
 
