@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from hardware.config_file import read_toml
 from hardware.lines import pin_advice
 from protocol.errors import ConfigError
 from protocol.fields import PRIMARY_MAX
@@ -231,17 +231,11 @@ def profile_capabilities(profile: Any) -> frozenset[str]:
     return frozenset(caps)
 
 
-def read_meter_profile(spec: str | None) -> Any:
-    """A meter profile: None -> the built-in heat meter; a file; or a shipped name."""
-    from protocol.meter import heat_meter_profile
-    from rig.commands.virtual_meter import read_profile
-
-    return heat_meter_profile() if spec is None else read_profile(spec)
-
-
 def builtin_sim_config(seed: int = 1, baud: int = DEFAULT_BAUD) -> RigConfig:
     """The simulated rig ``--rig sim`` uses: one emulated heat meter, every fault line."""
-    profile = read_meter_profile(None)
+    from hardware.profile import read_profile  # lazily: protocol.meter is a large import
+
+    profile = read_profile(None)
     return RigConfig(
         name="sim",
         source="<built-in sim>",
@@ -261,16 +255,7 @@ def load_config(spec: str | Path) -> RigConfig:
     if str(spec) == "sim":
         return builtin_sim_config()
     path = Path(spec)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"rig file {path}: not found (give a TOML rig file or 'sim')") from None
-    except OSError as exc:
-        raise ConfigError(f"rig file {path}: cannot be read ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "rig file", hint=" (give a TOML rig file or 'sim')")
     return config_from_dict(data, str(path), base=path.parent)
 
 
@@ -459,9 +444,11 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
         for key in ("command", "url", "token_file"):
             if key in t.data:
                 t.fail(key, "only for kind = \"program\" or \"agent\"")
+        from hardware.profile import read_profile
+
         spec = profile if profile is None or not profile.endswith(".toml") else str(base / profile)
         try:
-            meter_profile = read_meter_profile(spec)
+            meter_profile = read_profile(spec)
         except ConfigError as exc:
             t.fail("profile", str(exc))
         if not features:

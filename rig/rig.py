@@ -28,7 +28,7 @@ from hardware.trace import Trace
 from protocol.errors import ConfigError, HardwareError, MBusRigError
 from protocol.identity import SecondaryAddress
 
-from .config import SIM_URL_SCHEME, DutConfig, RigConfig, read_meter_profile
+from .config import SIM_URL_SCHEME, DutConfig, RigConfig
 from .dut import Dut, DutProgram, EmulatedControl, expand_command
 from .safety import RigLock, SafeStateGuard, lock_path_for
 
@@ -354,12 +354,13 @@ class Rig:
     def _emulated(self, dut_cfg: DutConfig | None, name: str, address: int | None,
                   secondary: SecondaryAddress | None, caps: frozenset[str],
                   profile: Any = None) -> Dut:
+        from hardware.profile import read_profile
         from hardware.sim.meter import SimMeter
         from protocol.meter import MeterCore
 
         if profile is None:
             profile = (dut_cfg.meter_profile if dut_cfg is not None and dut_cfg.meter_profile
-                       else read_meter_profile(dut_cfg.profile if dut_cfg else None))
+                       else read_profile(dut_cfg.profile if dut_cfg else None))
         profile = _with_identity(profile, address, secondary)
         if dut_cfg is None and self._baud in profile.bauds:
             profile = replace(profile, baud=self._baud)  # an extra slave joins at today's rate

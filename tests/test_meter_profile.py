@@ -157,9 +157,9 @@ def test_quantity_vif_reads_the_app_tables() -> None:
 def test_load_profile_reports_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('id = 1\nmanufacturer = "ABC\n')
-    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML: .*line 2"):
+    with pytest.raises(ConfigError, match=r"profile .*bad\.toml: invalid TOML: .*line 2"):
         load_profile(bad)
-    with pytest.raises(ConfigError, match=r"missing\.toml: cannot read the profile"):
+    with pytest.raises(ConfigError, match=r"profile .*missing\.toml: not found"):
         load_profile(tmp_path / "missing.toml")
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('id = 1\nmanufacturer = "ABC"\naddress = 300\n[[pages]]\nrecords = []\n'

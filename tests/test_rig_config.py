@@ -134,10 +134,21 @@ def test_mistakes_name_file_key_and_what_is_allowed(data, words):
 def test_bad_toml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[master\nport=1\n")
-    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"rig file .*bad\.toml: invalid TOML: .*line 1"):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_unknown_profile_in_a_rig_file_names_the_rig_file_not_the_cli_flag(tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text('[[dut]]\nname = "m"\nprofile = "gas-meter"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(rig)
+    message = str(info.value)
+    assert message.startswith(f"{rig}: dut.m.profile: profile gas-meter: no such file, nor a "
+                              "shipped profile (shipped: heat-meter, multi-telegram")
+    assert "--profile" not in message
 
 
 def test_dut_lookup_and_overrides():

@@ -32,7 +32,8 @@ STOP_S = 10.0
     (["--address", "249", "--slaves", "3"], "end at 251"),
     (["--tcp", "localhost"], "give HOST:PORT"),
     (["--tcp", ":70000"], "port 70000 is out of range (allowed: 0-65535)"),
-    (["--profile", "no-such-profile"], "no such file, nor a shipped profile (shipped: heat-meter"),
+    (["--profile", "no-such-profile"],
+     "--profile no-such-profile: no such file, nor a shipped profile (shipped: heat-meter"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv: list[str], message: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:

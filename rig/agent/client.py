@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from hardware.config_file import read_text
 from hardware.trace import Trace, TraceEntry
 from protocol.errors import ConfigError, HardwareError, MBusRigError, RigTimeoutError
 
@@ -27,12 +28,7 @@ MAX_REPLY = 64 * 1024 * 1024
 def read_token_file(path: str | Path) -> str:
     """The token in ``path`` (surrounding whitespace removed); ConfigError naming the file."""
     file = Path(path)
-    try:
-        token = file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"token file {file}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"token file {file}: not UTF-8 text") from None
+    token = read_text(file, "token file").strip()
     if not token:
         raise ConfigError(f"token file {file}: empty")
     if any(ch.isspace() for ch in token):

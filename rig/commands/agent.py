@@ -95,16 +95,16 @@ def run(args: argparse.Namespace) -> int:
     from hardware.clock import WallClock
     from hardware.gpio import SimGpio, open_backend
     from hardware.lines import Line
+    from hardware.profile import read_profile
     from hardware.serial_port import SerialBusPort
     from rig.agent.runtime import SlaveRuntime
     from rig.agent.server import AgentServer, serve_in_thread
-    from rig.commands.virtual_meter import read_profile
 
     address = parse_listen(args.listen)
     token = load_token(args.token_file)
     if args.request_timeout <= 0:
         raise ConfigError(f"--request-timeout {args.request_timeout}: must be > 0")
-    profile = read_profile(args.profile)
+    profile = read_profile(args.profile, "--profile")
     if args.baud is not None:
         if args.baud not in profile.bauds:
             raise ConfigError(f"--baud {args.baud}: not a rate of profile {profile.name} "

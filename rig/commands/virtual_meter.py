@@ -10,7 +10,6 @@ SIGINT or SIGTERM. A bad profile, baud rate, address or endpoint is one line, ex
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 import threading
@@ -18,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from hardware.profile import read_profile
 from protocol.errors import ConfigError
 from protocol.fields import PRIMARY_MAX
 from protocol.identity import medium_name
-from protocol.meter import MeterProfile, heat_meter_profile
+from protocol.meter import MeterProfile
 from protocol.timing import BAUD_RATES
 
 MAX_SLAVES = 250
@@ -84,22 +84,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 # --- validation ----------------------------------------------------------------------------
 
 
-def read_profile(spec: str | None) -> MeterProfile:
-    """--profile: a file, or the name of a shipped profile; default the built-in heat meter."""
-    from hardware.profile import PROFILE_DIR, load_profile, shipped_profile
-
-    if spec is None:
-        return heat_meter_profile()
-    path = Path(spec)
-    if path.exists():
-        return load_profile(path)
-    if "/" not in spec and not spec.endswith(".toml"):
-        with contextlib.suppress(ConfigError):
-            return load_profile(shipped_profile(spec))
-    shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-    raise ConfigError(f"--profile {spec}: no such file, nor a shipped profile (shipped: {shipped})")
-
-
 def parse_tcp(text: str) -> tuple[str, int]:
     """HOST:PORT (HOST may be empty for 127.0.0.1; PORT 0-65535)."""
     host, sep, port_text = text.rpartition(":")
@@ -137,7 +121,7 @@ def population(profile: MeterProfile, count: int, *, address: int | None,
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
-    profile = read_profile(args.profile)
+    profile = read_profile(args.profile, "--profile")
     profiles = population(profile, args.slaves, address=args.address, baud=args.baud)
     tcp = parse_tcp(args.tcp) if args.tcp is not None else None
     link = Path(args.link) if args.link else None
