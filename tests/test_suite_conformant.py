@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests_hil._defects import DESELECT_IN_DEFECT_RUNS, KNOWN_GAPS, _match, known_gap
-from tests_hil._run import CONFORMANT_RIG, WORKERS, run_suite
+from tests_hil._run import CONFORMANT_RIG, PACKAGE, WORKERS, run_suite
 
 ALLOWED_SKIPS = {
     "test_baud_rate.py::test_unsupported_baud_is_not_acknowledged[*]":
@@ -44,3 +44,16 @@ def test_conformant_slave_passes_with_other_seeds(seed):
     run = run_suite("--rig", str(CONFORMANT_RIG), "--baud", "300,9600", "--seed", str(seed),
                     *deselect, workers=WORKERS)
     _check_conformant(run)
+
+
+@pytest.mark.slow
+def test_three_rate_meter_passes_at_its_rates():
+    """A meter with fewer rates and the other CI 56 reading: the unsupported-rate scenario
+    runs (and passes) here instead of skipping."""
+    deselect = [arg for node in DESELECT_IN_DEFECT_RUNS for arg in ("--deselect", node)]
+    run = run_suite("--rig", str(PACKAGE / "rigs" / "three-rates.toml"),
+                    "--baud", "300,2400,9600", *deselect, workers=WORKERS)
+    assert not [t for t in run.failed if known_gap(t) is None], run.summary()
+    unsupported = [t for t in run.having("passed") if "test_unsupported_baud" in t]
+    assert len(unsupported) == 3, run.summary()
+    assert "test_addressing.py::test_ci56_per_configured_reading" in run.having("passed")
