@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from protocol import fields
+from protocol.app.requests import baud_switch_ci, encode_application_reset, encode_set_address
 from protocol.chars import WireBytes
-from protocol.fields import CI, CI_BY_BAUD, CField, Function, c_field
-from protocol.frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
+from protocol.fields import CI, CField, Function, c_field
+from protocol.frames import ControlFrame, Frame, LongFrame, ShortFrame, encode
 from protocol.identity import SecondaryAddress
 from protocol.link.selection import SelectionMask
 
@@ -46,17 +47,17 @@ def snd_ud(address: int, ci: int, data: bytes = b"", *, fcb: bool = False) -> by
 
 def set_address_request(address: int, new: int) -> bytes:
     """SND_UD CI 51, data 01 7A <new> (MBUS.md "Set primary address")."""
-    return snd_ud(address, CI.SET_ADDRESS, bytes((0x01, 0x7A, new)))
+    return snd_ud(address, CI.SET_ADDRESS, encode_set_address(new))
 
 
 def baud_request(address: int, baud: int) -> bytes:
     """SND_UD control frame with CI B8..BF (MBUS.md "Baud switch")."""
-    return snd_ud(address, CI_BY_BAUD[baud])
+    return snd_ud(address, baud_switch_ci(baud))
 
 
 def application_reset(address: int, subcode: int | None = None) -> bytes:
     """SND_UD CI 50 with an optional subcode byte."""
-    return snd_ud(address, CI.APPLICATION_RESET, b"" if subcode is None else bytes((subcode,)))
+    return snd_ud(address, CI.APPLICATION_RESET, encode_application_reset(subcode))
 
 
 def exact(sec: SecondaryAddress, fabrication: int | None = None) -> SelectionMask:
@@ -168,10 +169,6 @@ def no_false_data(ex: Any, reference: bytes, what: str) -> bool:
     return True
 
 
-def is_ack(frame: Any) -> bool:
-    return isinstance(frame, SingleChar)
-
-
 # --- rig state -------------------------------------------------------------------------------
 
 
@@ -240,9 +237,3 @@ def supported_bauds(dut: Any) -> tuple[int, ...] | None:
     if bauds is None:
         bauds = getattr(getattr(dut, "profile", None), "bauds", None)
     return tuple(bauds) if bauds else None
-
-
-def master_baud(master: Any) -> int:
-    """The master's current rate."""
-    baud = getattr(master, "baud", None)
-    return int(baud if baud is not None else master.port.baud)
