@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -225,3 +225,20 @@ class SafeStateGuard:
         print(f"mbus-rig: teardown took longer than {self.bound:g} s after a signal; exiting",
               file=sys.stderr, flush=True)
         os._exit(WATCHDOG_EXIT_STATUS)
+
+
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[threading.Event]:
+    """An Event that SIGINT or SIGTERM sets while the block runs (for the long-running
+    commands: ``while not stop.wait(0.5): ...``); the previous handlers come back after."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

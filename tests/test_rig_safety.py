@@ -18,7 +18,7 @@ import pytest
 from hardware.gpio import SimGpio
 from hardware.lines import FaultLines
 from rig.config import SIM_LINES
-from rig.safety import RigBusyError, RigLock, SafeStateGuard, lock_path_for
+from rig.safety import RigBusyError, RigLock, SafeStateGuard, lock_path_for, stop_on_signal
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT_S = 20
@@ -190,3 +190,13 @@ def test_every_exit_path_releases_the_fault_lines(tmp_path, mode, signum, status
     if signum is not None:
         assert f"interrupted {signal.Signals(signum).name}" in log.read_text()
         assert "rig put in safe state" in (proc.stderr.read() if proc.stderr else "")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_on_signal_sets_the_event_and_restores_the_handler(signum: int) -> None:
+    before = signal.getsignal(signum)
+    with stop_on_signal() as stop:
+        assert not stop.is_set()
+        signal.raise_signal(signum)  # synchronous: the handler has run when this returns
+        assert stop.is_set()
+    assert signal.getsignal(signum) is before

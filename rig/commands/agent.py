@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import stat
 import sys
-import threading
-from types import FrameType
 
 from protocol.errors import ConfigError
 
@@ -99,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from hardware.serial_port import SerialBusPort
     from rig.agent.runtime import SlaveRuntime
     from rig.agent.server import AgentServer, serve_in_thread
+    from rig.safety import stop_on_signal
 
     address = parse_listen(args.listen)
     token = load_token(args.token_file)
@@ -133,22 +131,16 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"--listen {args.listen}: cannot listen there: "
                               f"{exc.strerror or exc}") from None
-        stop = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            runtime.start()
-            serve_in_thread(server)
-            print(f"mbus-rig agent: listening on {server.url} (slave {profile.name} at address "
-                  f"{runtime.core.address}, {profile.baud} Bd on {args.port})", flush=True)
-            while not stop.wait(0.5):
-                pass
+            with stop_on_signal() as stop:
+                runtime.start()
+                serve_in_thread(server)
+                print(f"mbus-rig agent: listening on {server.url} (slave {profile.name} at "
+                      f"address {runtime.core.address}, {profile.baud} Bd on {args.port})",
+                      flush=True)
+                while not stop.wait(0.5):
+                    pass
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             server.shutdown()
             server.server_close()
             runtime.stop()

@@ -10,12 +10,9 @@ SIGINT or SIGTERM. A bad profile, baud rate, address or endpoint is one line, ex
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from hardware.profile import read_profile
 from protocol.errors import ConfigError
@@ -154,33 +151,25 @@ def describe(options: ServeOptions) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     from hardware.sim.bridges import VirtualBusServer
+    from rig.safety import stop_on_signal
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with VirtualBusServer(options.profiles, baud=options.baud, seed=options.seed) as server:
-            for line in describe(options):
-                print(line)
-            if options.pty:
-                path = server.open_master_pty(link=options.link)
-                shown = f" (link {options.link})" if options.link else ""
-                print(f"master pty: {path}{shown}  [no parity, no baud on a pty]")
-            if options.tcp is not None:
-                host, port = server.open_tcp(*options.tcp)
-                print(f"tcp: {host}:{port}  (raw M-Bus, e.g. socket://{host}:{port})")
-            if options.slave_pty:
-                path = server.open_slave_pty(link=options.slave_link)
-                shown = f" (link {options.slave_link})" if options.slave_link else ""
-                print(f"slave pty: {path}{shown}  [the outside slave's baud is read from the pty]")
-            print("serving; Ctrl-C or SIGTERM to stop", flush=True)
-            while not stop.wait(0.5):
-                server.check()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signal() as stop, VirtualBusServer(options.profiles, baud=options.baud,
+                                                    seed=options.seed) as server:
+        for line in describe(options):
+            print(line)
+        if options.pty:
+            path = server.open_master_pty(link=options.link)
+            shown = f" (link {options.link})" if options.link else ""
+            print(f"master pty: {path}{shown}  [no parity, no baud on a pty]")
+        if options.tcp is not None:
+            host, port = server.open_tcp(*options.tcp)
+            print(f"tcp: {host}:{port}  (raw M-Bus, e.g. socket://{host}:{port})")
+        if options.slave_pty:
+            path = server.open_slave_pty(link=options.slave_link)
+            shown = f" (link {options.slave_link})" if options.slave_link else ""
+            print(f"slave pty: {path}{shown}  [the outside slave's baud is read from the pty]")
+        print("serving; Ctrl-C or SIGTERM to stop", flush=True)
+        while not stop.wait(0.5):
+            server.check()
     print("stopped", file=sys.stderr)
     return 0
