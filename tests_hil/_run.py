@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         options += ["--seed", args.seed]
     for defect in args.defect:
         options += ["--defect", defect]
-    run = run_suite(*options, workers=args.workers)
+    try:
+        run = run_suite(*options, workers=args.workers)
+    except AssertionError as exc:  # no report: pytest refused the options, or timed out
+        print(f"python -m tests_hil._run: {exc}", file=sys.stderr)
+        return 2
     for test in run.failed:
         first_line = (run.messages.get(test) or "").partition("\n")[0]
         print(f"FAILED {test}: {first_line[:200]}")
