@@ -12,6 +12,7 @@ import pytest
 from protocol import fields
 from protocol.frames import LongFrame, encode
 from protocol.timing import frame_time, response_window
+from rig.rig import NotSupportedError
 from tests_hil import _wire as w
 from tests_hil._scenario import scenario
 
@@ -119,7 +120,10 @@ def test_noise_never_yields_false_data(master, dut, rig, faults, measure, ber):
     either the clean telegram, byte for byte, or rejected (garbled or no answer): no
     corrupted telegram is accepted as data. The share of clean readouts is recorded."""
     reference = _reference(master, dut)
-    faults.inject("noise", rate=ber)
+    try:
+        faults.inject("noise", rate=ber)
+    except NotSupportedError as exc:  # a real noise source has its own, fixed rate
+        pytest.skip(f"bit-error rate {ber:g} cannot be set: {exc}")
     clean = 0
     for i in range(NOISY_READOUTS):
         ex = w.ask(master, w.req_ud2(dut.address, fcb=True))
