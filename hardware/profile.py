@@ -52,3 +52,11 @@ def read_profile(spec: str | None, source: str = "profile") -> MeterProfile:
             return load_profile(shipped_profile(spec))
     raise ConfigError(f"{source} {spec}: no such file, nor a shipped profile "
                       f"(shipped: {shipped_names()})")
+
+
+def require_baud(profile: MeterProfile, baud: int, source: str = "baud") -> None:
+    """ConfigError unless ``baud`` is one of ``profile``'s rates; ``source`` names where the
+    rate came from ("--baud", "baud")."""
+    if baud not in profile.bauds:
+        raise ConfigError(f"{source} {baud}: not a rate of profile {profile.name} "
+                          f"(allowed: {', '.join(map(str, profile.bauds))})")

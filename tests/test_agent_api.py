@@ -132,7 +132,7 @@ def test_set_baud_and_reset(agent: Agent) -> None:
     assert agent.client.set_baud(9600) == {"baud": 9600}
     assert agent.runtime.port.baud == 9600
     assert agent.client.status()["defects"] == ["ignores_fcb"]  # kept over a baud change
-    with pytest.raises(ConfigError, match="baud 600 is not a rate of profile"):
+    with pytest.raises(ConfigError, match=r"refused: baud 600: not a rate of profile heat-meter \(allowed: 300, 2400, 9600\)$"):
         agent.client.set_baud(600)
     reset = agent.client.reset()
     assert reset["baud"] == 2400 and agent.runtime.port.baud == 2400

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 from hardware.clock import Clock
 from hardware.lines import Line
 from hardware.port import BusPort
+from hardware.profile import require_baud
 from hardware.trace import Trace, TraceEntry
 from protocol.chars import RxChar
-from protocol.errors import ConfigError, HardwareError, MBusRigError, RigTimeoutError
+from protocol.errors import HardwareError, MBusRigError, RigTimeoutError
 from protocol.identity import MEDIUM_NAMES
 from protocol.link.slave import SetBaud, SlaveAction
 from protocol.meter import FAULTS, MeterCore, MeterProfile, defect_names
@@ -280,9 +281,7 @@ class SlaveRuntime:
         link state starts over; defects and armed faults stay."""
 
         def change() -> None:
-            if baud not in self.profile.bauds:
-                raise ConfigError(f"baud {baud} is not a rate of profile {self.profile.name} "
-                                  f"(allowed: {', '.join(map(str, self.profile.bauds))})")
+            require_baud(self.profile, baud)
             self.profile = dataclasses.replace(self.profile, baud=baud)
             self._new_core(keep_controls=True)
 

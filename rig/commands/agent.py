@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from hardware.clock import WallClock
     from hardware.gpio import SimGpio, open_backend
     from hardware.lines import Line
-    from hardware.profile import read_profile
+    from hardware.profile import read_profile, require_baud
     from hardware.serial_port import SerialBusPort
     from rig.agent.runtime import SlaveRuntime
     from rig.agent.server import AgentServer, serve_in_thread
@@ -104,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--request-timeout {args.request_timeout}: must be > 0")
     profile = read_profile(args.profile, "--profile")
     if args.baud is not None:
-        if args.baud not in profile.bauds:
-            raise ConfigError(f"--baud {args.baud}: not a rate of profile {profile.name} "
-                              f"(allowed: {', '.join(map(str, profile.bauds))})")
+        require_baud(profile, args.baud, "--baud")
         profile = dataclasses.replace(profile, baud=args.baud)
 
     clock = WallClock()

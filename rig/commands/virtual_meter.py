@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardware.profile import read_profile
+from hardware.profile import read_profile, require_baud
 from protocol.errors import ConfigError
 from protocol.fields import PRIMARY_MAX
 from protocol.identity import medium_name
@@ -108,9 +108,8 @@ def population(profile: MeterProfile, count: int, *, address: int | None,
     first = profile.address if address is None else address
     if not 0 <= first <= PRIMARY_MAX:
         raise ConfigError(f"--address {first}: not a primary address (allowed: 0-{PRIMARY_MAX})")
-    if baud is not None and baud not in profile.bauds:
-        raise ConfigError(f"--baud {baud}: not a rate of profile {profile.name} (allowed: "
-                          f"{', '.join(map(str, profile.bauds))})")
+    if baud is not None:
+        require_baud(profile, baud, "--baud")
     try:
         return tuple(meter_population(profile, count, first_address=first, baud=baud))
     except ConfigError as exc:
