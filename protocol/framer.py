@@ -53,6 +53,8 @@ from .frames import ACK, LONG_START, SHORT_START, Frame, decode, frame_length
 
 MIN_L = 3
 """A long frame's L counts C, A and CI at least."""
+LONG_HEADER = 4
+"""68 L L 68: checked byte by byte as it arrives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class Framer:
         self._buf: list[RxChar] = []
         self._skip = 0  # bytes left of a frame rejected for a flagged character
         self._skip_last = 0.0
+        self._room = 0  # the frame in progress takes this many more bytes with no check
 
     # --- state --------------------------------------------------------------------------
 
@@ -109,21 +112,32 @@ class Framer:
         """Forget the frame in progress without an event."""
         self._buf.clear()
         self._skip = 0
+        self._room = 0
 
     # --- input --------------------------------------------------------------------------
 
     def feed(self, ch: RxChar) -> list[FramerEvent]:
         """Take one received character; return the events it completes."""
+        if self._room and not (ch.parity_error or ch.framing_error):
+            # Fast path (most bytes a slave hears): a clean byte inside a frame whose header
+            # has passed, neither its last byte nor after a gap: it is only kept.
+            gap_limit = self.gap_limit
+            if gap_limit is None or not ch.time - self._buf[-1].time - self.char_time > gap_limit:
+                self._buf.append(ch)
+                self._room -= 1
+                return []
         events: list[FramerEvent] = []
         if self._buf and self._gap_exceeded(ch.time):
             events.append(self._reject_partial(GapError))
         self._push(ch, events)
         self._note_errors(events)
+        self._measure_room()
         return events
 
     def expire(self, now: float) -> list[FramerEvent]:
         """Drop a partial frame whose line has been idle longer than ``gap_limit`` by ``now``."""
         if self._buf and self._gap_exceeded(now + self.char_time):
+            self._room = 0
             return self._note_errors([self._reject_partial(GapError)])
         return []
 
@@ -131,7 +145,19 @@ class Framer:
         """Reject a partial frame now (``TruncatedFrameError``): the caller stops listening."""
         if not self._buf:
             return []
+        self._room = 0
         return self._note_errors([self._reject_partial(TruncatedFrameError)])
+
+    def _measure_room(self) -> None:
+        """Bytes the frame in progress takes before its last one, once its header has passed
+        every check (a short frame at once, a long one after its second start byte)."""
+        buf = self._buf
+        n = len(buf)
+        if not n or (buf[0].value == LONG_START and n < LONG_HEADER):
+            self._room = 0
+            return
+        need = _expected_length(bytes(c.value for c in buf[:2]))
+        self._room = 0 if need is None else need - 1 - n
 
     def _note_errors(self, events: list[FramerEvent]) -> list[FramerEvent]:
         for event in events:
