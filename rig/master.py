@@ -369,11 +369,17 @@ class Master:
             else:
                 assert isinstance(probe, ReadProbe)
                 exchange = self.run(req_ud2(ADDRESS_SELECTED))
-                search.report(exchange.outcome, self.secondary_of(exchange))
+                header = self._header_of(exchange)
+                search.report(exchange.outcome, _secondary(header),
+                              None if header is None else header.access_number)
         return replace(search.result, duration=self.clock.now() - started)
 
     def secondary_of(self, exchange: Exchange) -> SecondaryAddress | None:
         """The secondary address in a clean RSP_UD's fixed header, else None."""
+        return _secondary(self._header_of(exchange))
+
+    def _header_of(self, exchange: Exchange) -> Header | None:
+        """The fixed header (CI 72/76) of a clean RSP_UD, else None."""
         if exchange.outcome is not Outcome.FRAME:
             return None
         try:
@@ -381,11 +387,15 @@ class Master:
         except LinkError:
             return None
         header = reply.telegram.header if reply.telegram else None
-        if isinstance(header, Header):
-            try:
-                return header.secondary_address
-            except ValueError:
-                return None
+        return header if isinstance(header, Header) else None
+
+
+def _secondary(header: Header | None) -> SecondaryAddress | None:
+    if header is None:
+        return None
+    try:
+        return header.secondary_address
+    except ValueError:
         return None
 
 

@@ -9,6 +9,9 @@ positions, most significant first).
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import and_
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,17 +65,27 @@ def test_empty_bus_costs_one_probe() -> None:
     assert found == set() and result.probes == 1  # type: ignore[attr-defined]
 
 
-def test_single_slave_costs_a_select_and_a_read() -> None:
+def test_single_slave_costs_a_select_a_read_and_the_access_number_check() -> None:
     found, _, result = run([slave(sec(12345678))])
     assert found == {sec(12345678)}
-    assert (result.selects, result.reads) == (1, 1)  # type: ignore[attr-defined]
+    # select + read, then the check: select exactly, read, select the mask, read
+    assert (result.selects, result.reads) == (3, 3)  # type: ignore[attr-defined]
+    assert result.verifications == 4  # type: ignore[attr-defined]
+
+
+def test_exact_mask_needs_no_access_number_check() -> None:
+    found, _, result = run([slave(sec(12345678))], SelectionMask.of(sec(12345678)))
+    assert found == {sec(12345678)}
+    assert (result.selects, result.reads, result.verifications) == (1, 1, 0)  # type: ignore[attr-defined]
 
 
 def test_consecutive_serials_split_in_one_level() -> None:
     addresses = [sec(12345670 + i) for i in range(10)]
     found, _, result = run(staggered(addresses))
     assert found == set(addresses)
-    assert result.selects <= 11 and result.reads == 10  # type: ignore[attr-defined]
+    # 4 probes of access-number check per slave found under a wildcard
+    assert result.selects <= 11 + 20 and result.reads == 10 + 20  # type: ignore[attr-defined]
+    assert result.verifications == 40  # type: ignore[attr-defined]
     assert result.unresolved == ()  # type: ignore[attr-defined]
 
 
@@ -216,7 +229,8 @@ def test_spread_population_costs_at_most_the_root_probe_more_than_libmbus() -> N
     bus = MemoryBus(staggered(addresses))
     theirs, their_probes = libmbus_search(Master(bus, bus.clock, retries=0))
     assert found == theirs == set(addresses)
-    assert ours.probes <= their_probes + 1  # type: ignore[attr-defined]
+    # plus the access-number check, which libmbus does not make
+    assert ours.probes - ours.verifications <= their_probes + 1  # type: ignore[attr-defined]
 
 
 def test_libmbus_model_misses_what_the_search_finds() -> None:
@@ -233,21 +247,32 @@ def test_libmbus_model_misses_what_the_search_finds() -> None:
 def oracle(population: list[tuple[SecondaryAddress, int | None]], *, ignores_fab: bool = False,
            aligned: bool = False) -> tuple[set[SecondaryAddress], SecondarySearch]:
     """Run the search where a selection matches by SelectionMask rules; several matches
-    collide (or, ``aligned``, ack cleanly and garble the read)."""
+    collide (or, ``aligned``, ack cleanly and AND their answers: address bytes and access
+    numbers; a merged address that is one of theirs reads clean, else garbled). Every slave
+    that answers a read increments its access number."""
     search = SecondarySearch()
-    selected: list[SecondaryAddress] = []
+    selected: list[int] = []
+    access = [0] * len(population)
     while (probe := search.next_probe()) is not None:
         if isinstance(probe, SelectProbe):
             mask = SelectionMask(probe.mask.digits) if ignores_fab else probe.mask
-            selected = [a for a, fab in population if mask.matches(a, fab)]
+            selected = [i for i, (a, fab) in enumerate(population) if mask.matches(a, fab)]
             if not selected:
                 search.report(Outcome.NONE)
             elif len(selected) == 1 or aligned:
                 search.report(Outcome.ACK)
             else:
                 search.report(Outcome.COLLISION)
-        elif len(selected) == 1:
-            search.report(Outcome.FRAME, selected[0])
+            continue
+        merged = bytes(reduce(and_, column)
+                       for column in zip(*(population[i][0].to_bytes() for i in selected), strict=True))
+        number = 0xFF
+        for i in selected:
+            number &= access[i]
+            access[i] = (access[i] + 1) & 0xFF
+        owner = [population[i][0] for i in selected if population[i][0].to_bytes() == merged]
+        if owner:
+            search.report(Outcome.FRAME, owner[0], number)
         else:
             search.report(Outcome.GARBLED)
     return set(search.result.found), search
@@ -267,6 +292,15 @@ def test_aligned_population_found_by_reads() -> None:
     assert search.result.unresolved == ()
 
 
+def test_aligned_subset_slave_does_not_hide_the_others() -> None:
+    # 12345670's address bytes are a bitwise subset of 12345671's, 12345673's, ...: under a
+    # wildcard their ANDed answers read as a clean 12345670; the access number gives it away
+    population = [(sec(12345670 + i), None) for i in (0, 1, 3, 5, 7)]
+    found, search = oracle(population, aligned=True)
+    assert found == {a for a, _ in population}
+    assert search.result.verifications > 0
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(ids, st.sampled_from([KAM, ELS]), st.integers(0, 255), st.integers(0, 255),
                           st.integers(0, 99_999_999)),
@@ -276,3 +310,24 @@ def test_oracle_random_populations_with_distinct_fabrication_numbers(rows: list[
     found, search = oracle(population)
     assert found == {a for a, _ in population}
     assert search.result.unresolved == ()
+
+
+def test_bit_aligned_population_on_the_simulated_bus() -> None:
+    """Same response delay to the bit: the simulated bus ANDs the answers, and 11721301's
+    RSP_UD (fabrication number 10000000) is the AND of its own and 11721315's (10000003): a
+    valid frame. Every slave must still be found."""
+    import dataclasses
+
+    from protocol.meter import heat_meter_profile
+    from rig.tools.bus import open_sim
+
+    base = heat_meter_profile()
+    profiles = [dataclasses.replace(base, id=11721300 + k, address=0, name=f"m{k}",
+                                    fabrication_number=10_000_000 + fab, response_delay=0.050)
+                for k, fab in ((1, 0), (15, 3))]
+    bus = open_sim(profiles, baud=2400, seed=1, retries=2)
+    try:
+        result = bus.master.search_secondary(bus.mask_of("F" * 16))
+    finally:
+        bus.close()
+    assert {str(s) for s in result.found} == {str(p.secondary) for p in profiles}
