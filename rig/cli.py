@@ -21,6 +21,24 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+def parse_host_port(flag: str, text: str, *, example: str,
+                    default_host: str | None = None) -> tuple[str, int]:
+    """HOST:PORT from a command-line flag (HOST may be an IPv6 address in brackets, or empty
+    when ``default_host`` is given; PORT 0-65535). Errors name the flag and what is allowed."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]") or (default_host or "")
+    if not sep or not host:
+        raise ConfigError(f"{flag} {text!r}: give HOST:PORT, e.g. {example}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: port {port_text!r} is not a number "
+                          "(allowed: 0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{flag} {text!r}: port {port} is out of range (allowed: 0-65535)")
+    return host, port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mbus-rig",

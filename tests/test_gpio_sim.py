@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from hardware.clock import Clock
 from hardware.gpio import GpioBackend
 from hardware.gpio.sim import GpioWrite, SimGpio
 from protocol.errors import HardwareError
-
-
-class StepClock:
-    """A clock the test moves by hand."""
-
-    is_virtual = True
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        raise NotImplementedError
-
-
-@pytest.fixture
-def clock() -> StepClock:
-    return StepClock()
-
-
-@pytest.fixture
-def gpio(clock: StepClock) -> SimGpio:
-    return SimGpio(clock)
+from tests.conftest import StepClock
 
 
 def test_is_a_gpio_backend(gpio: SimGpio, clock: StepClock) -> None:

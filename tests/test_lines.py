@@ -10,7 +10,7 @@ import pytest
 from hardware.gpio.sim import SimGpio
 from hardware.lines import FaultLines, Line, pin_advice
 from protocol.errors import ConfigError, HardwareError
-from tests.test_gpio_sim import StepClock
+from tests.conftest import StepClock
 
 
 @dataclass(frozen=True)
@@ -19,16 +19,6 @@ class Spec:
     pin: int
     active_high: bool = True
     name: str = ""
-
-
-@pytest.fixture
-def clock() -> StepClock:
-    return StepClock()
-
-
-@pytest.fixture
-def gpio(clock: StepClock) -> SimGpio:
-    return SimGpio(clock)
 
 
 def test_active_high_line_is_claimed_released_and_switches(gpio: SimGpio) -> None:

@@ -15,6 +15,7 @@ import stat
 import sys
 
 from protocol.errors import ConfigError
+from rig.cli import parse_host_port
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 MIN_TOKEN = 16
@@ -56,18 +57,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def parse_listen(text: str) -> tuple[str, int]:
     """--listen HOST:PORT (HOST may be an IPv6 address in brackets; PORT 0-65535)."""
-    host, sep, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host:
-        raise ConfigError(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8765 or "
-                          "0.0.0.0:8765 (every interface)")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"--listen {text!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--listen {text!r}: port {port} is out of range (0-65535)")
-    return host, port
+    return parse_host_port("--listen", text,
+                           example="127.0.0.1:8765 or 0.0.0.0:8765 (every interface)")
 
 
 def load_token(path: str) -> str:

@@ -20,6 +20,7 @@ from protocol.fields import PRIMARY_MAX
 from protocol.identity import medium_name
 from protocol.meter import MeterProfile
 from protocol.timing import BAUD_RATES
+from rig.cli import parse_host_port
 
 MAX_SLAVES = 250
 LOOPBACK = "127.0.0.1"
@@ -83,16 +84,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def parse_tcp(text: str) -> tuple[str, int]:
     """HOST:PORT (HOST may be empty for 127.0.0.1; PORT 0-65535)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        raise ConfigError(f"--tcp {text!r}: give HOST:PORT, e.g. 127.0.0.1:5000")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"--tcp {text!r}: port {port_text!r} is not a number (allowed: 0-65535)") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--tcp {text!r}: port {port} is out of range (allowed: 0-65535)")
-    return (host.strip("[]") or LOOPBACK, port)
+    return parse_host_port("--tcp", text, example="127.0.0.1:5000", default_host=LOOPBACK)
 
 
 def population(profile: MeterProfile, count: int, *, address: int | None,
