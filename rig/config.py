@@ -47,6 +47,7 @@ PROTOCOL_CAPABILITIES: tuple[str, ...] = (
 #: Capabilities the rig provides: DUT control and the physical fault lines.
 RIG_CAPABILITIES: tuple[str, ...] = (
     "control", "power_fault", "disconnect", "short", "collision_injector", "noise", "multi_slave",
+    "parity",
 )
 CAPABILITIES: tuple[str, ...] = PROTOCOL_CAPABILITIES + RIG_CAPABILITIES
 
@@ -171,9 +172,16 @@ class RigConfig:
 
     def capabilities(self, dut: DutConfig) -> frozenset[str]:
         """What a scenario can rely on with ``dut``: its claimed features, the fault lines,
-        DUT control (emulated and agent DUTs), and more slaves (the simulated bus can add
+        DUT control (emulated and agent DUTs), parity on its wire (not through a pty), and
+        more slaves (the simulated bus can add
         them; on a real bus only when the rig file lists several DUTs)."""
         caps = set(dut.features) | self.line_capabilities
+        if dut.needs_tty:
+            # A pseudo-terminal carries neither the parity bit nor bus power: a DUT joined
+            # through one cannot see a parity error, nor lose its supply with the bus.
+            caps.discard("power_fault")
+        else:
+            caps.add("parity")
         if dut.kind in ("emulated", "agent"):
             caps.add("control")
         if self.bus.simulated or len(self.duts) > 1:

@@ -37,6 +37,18 @@ def test_examples_load(name, mode):
     assert cfg.duts
 
 
+def test_parity_and_bus_power_reach_a_dut_on_a_wire_but_not_through_a_pty():
+    sim = load_config("sim")
+    sim_caps = sim.capabilities(sim.duts[0])
+    assert {"parity", "power_fault"} <= sim_caps
+    real = load_config(EXAMPLES / "two-pi.toml")
+    assert "parity" in real.capabilities(real.duts[0])
+    loop = load_config(EXAMPLES / "loopback.toml")
+    loop_caps = loop.capabilities(loop.duts[0])
+    assert "power_fault" in loop.line_capabilities  # the relay is there ...
+    assert "parity" not in loop_caps and "power_fault" not in loop_caps  # ... the pty DUT can't feel it
+
+
 def test_two_pi_example_is_the_real_rig():
     cfg = load_config(EXAMPLES / "two-pi.toml")
     assert cfg.master.port == "/dev/ttyAMA0" and cfg.master.echo
