@@ -185,6 +185,26 @@ def test_secondary_scan_finds_every_slave(
     assert data["probes"] > 0 and data["bus_time_s"] > 0
 
 
+def test_secondary_scan_lists_twins_by_fabrication_number(
+        capsys: pytest.CaptureFixture[str], hooks: SimHooks) -> None:
+    # the same secondary address twice, told apart by enhanced selection
+    hooks.profiles = [dataclasses.replace(p, response_delay=delay) for p, delay
+                      in zip(same_id("medium", (0x04, 0x04)), (0.020, 0.060), strict=True)]
+    code, out, err = run(capsys, "scan", "-d", "sim:2", "--secondary", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    twin = str(hooks.profiles[0].secondary)
+    assert [f["secondary"] for f in data["found"]] == [twin, twin]
+    fabs = [f["fabrication"] for f in data["found"]]
+    assert fabs[0] != fabs[1] and all(fab and len(fab) == 8 for fab in fabs)
+    assert {"60000000", "60000001"} == {
+        next(n for n in ("60000000", "60000001")
+             if all(m in ("F", d) for m, d in zip(fab, n, strict=True))) for fab in fabs}
+    code, out, err = run(capsys, "scan", "-d", "sim:2", "--secondary")
+    assert code == 0, err
+    assert "2 found" in out.splitlines()[0] and out.count(twin) == 2 and "fabrication" in out
+
+
 def test_secondary_scan_under_a_mask(capsys: pytest.CaptureFixture[str], hooks: SimHooks) -> None:
     hooks.profiles = meters([12340001, 12349999, 56780000], address=0)
     code, out, err = run(capsys, "scan", "-d", "sim:3", "--secondary", "--mask", "1234FFFFFFFFFFFF")

@@ -23,7 +23,7 @@ from .master import (
     snd_nke,
     snd_ud,
 )
-from .search import Probe, ReadProbe, SearchResult, SecondarySearch, SelectProbe
+from .search import FoundSlave, Probe, ReadProbe, SearchResult, SecondarySearch, SelectProbe
 from .selection import ALL, SelectionMask
 from .slave import (
     CI56_DESELECT,
@@ -40,7 +40,7 @@ from .slave import (
 )
 
 __all__ = [
-    "Ack", "Answer", "Attempt", "Collision", "Garbled", "MasterEvent", "MasterLink", "NoAnswer",
+    "Ack", "Answer", "Attempt", "Collision", "FoundSlave", "Garbled", "MasterEvent", "MasterLink", "NoAnswer",
     "Outcome", "Probe", "ReadProbe", "Request", "Retrying", "SearchResult", "SecondarySearch",
     "SelectProbe", "Send", "raw_request", "req_ud1", "req_ud2", "snd_nke", "snd_ud",
     "ALL", "CI56_DESELECT", "CI56_MODES", "CI56_SELECT", "DEFECTS", "MeterApplication", "RspUd",

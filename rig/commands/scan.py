@@ -191,7 +191,10 @@ def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
     with progress(f"secondary search under {args.mask} at {bus.baud} baud", None):
         result = bus.search_secondary(args.mask)
     bus_time = bus.clock.now() - start
-    found = [identity_of_secondary(s) for s in sorted(result.found, key=str)]
+    # slaves with the same secondary address are told apart by their fabrication number
+    # (the fabrication-number mask, F = wildcard, that selected each one alone)
+    found = [{**identity_of_secondary(s.address), "fabrication": s.fabrication}
+             for s in sorted(result.slaves, key=str)]
     unresolved = [str(m) for m in result.unresolved]
     if args.json:
         print_json({"device": bus.device, "baud": bus.baud, "scan": "secondary", "mask": args.mask,
@@ -206,9 +209,9 @@ def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
         if not unresolved:
             note(f"no slave matched {args.mask} ({bus.baud} baud, {result.probes} probes)")
         return 0
-    print_table(("secondary", "id", "manufacturer", "version", "medium"),
-                [(f["secondary"], f["id"], f["manufacturer"], f["version"], f["medium"])
-                 for f in found],
+    print_table(("secondary", "id", "manufacturer", "version", "medium", "fabrication"),
+                [(f["secondary"], f["id"], f["manufacturer"], f["version"], f["medium"],
+                  f["fabrication"] or "-") for f in found],
                 title=f"secondary scan, {bus.device}, {bus.baud} baud, mask {args.mask}: "
                 f"{len(found)} found, {result.probes} probes")
     return 0
