@@ -55,6 +55,8 @@ MIN_L = 3
 """A long frame's L counts C, A and CI at least."""
 LONG_HEADER = 4
 """68 L L 68: checked byte by byte as it arrives."""
+SHORT_ROOM = 3
+"""Bytes of a short frame (10 C A CS 16) between its start byte and its last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +120,55 @@ class Framer:
 
     def feed(self, ch: RxChar) -> list[FramerEvent]:
         """Take one received character; return the events it completes."""
-        if self._room and not (ch.parity_error or ch.framing_error):
-            # Fast path (most bytes a slave hears): a clean byte inside a frame whose header
-            # has passed, neither its last byte nor after a gap: it is only kept.
-            gap_limit = self.gap_limit
-            if gap_limit is None or not ch.time - self._buf[-1].time - self.char_time > gap_limit:
-                self._buf.append(ch)
-                self._room -= 1
-                return []
-        events: list[FramerEvent] = []
+        if not (ch.parity_error or ch.framing_error):
+            events = self._feed_clean(ch)
+            if events is not None:
+                return events
+        events = []
         if self._buf and self._gap_exceeded(ch.time):
             events.append(self._reject_partial(GapError))
         self._push(ch, events)
         self._note_errors(events)
         self._measure_room()
         return events
+
+    def _feed_clean(self, ch: RxChar) -> list[FramerEvent] | None:
+        """The common cases of a clean byte, as ``_push`` would handle them but without its
+        per-byte checks (most bytes a slave hears); None: take the general way."""
+        buf = self._buf
+        if not buf:
+            value = ch.value
+            if self._skip or (value != SHORT_START and value != LONG_START):
+                return None
+            if self.idle_after_error is not None and self._error_at is not None:
+                if ch.time - self._error_at - self.char_time < self.idle_after_error:
+                    return None
+                self._error_at = None
+            self._buf = [ch]
+            self._room = SHORT_ROOM if value == SHORT_START else 0
+            return []
+        gap_limit = self.gap_limit
+        if gap_limit is not None and ch.time - buf[-1].time - self.char_time > gap_limit:
+            return None
+        room = self._room
+        if room:  # a byte inside a frame whose header has passed, not its last
+            buf.append(ch)
+            self._room = room - 1
+            return []
+        n = len(buf)
+        if n >= LONG_HEADER or buf[0].value == SHORT_START:  # the last byte
+            buf.append(ch)
+            self._buf = []
+            return self._note_errors([_finished(buf)])
+        # a long frame's header, checked as _header_error does
+        value = ch.value
+        if (value < MIN_L if n == 1 else
+                value != buf[1].value if n == 2 else value != LONG_START):
+            return None
+        buf.append(ch)
+        if n == LONG_HEADER - 1:
+            self._room = buf[1].value + 1  # L + 6 bytes, less the 4 header bytes and the last
+        return []
 
     def expire(self, now: float) -> list[FramerEvent]:
         """Drop a partial frame whose line has been idle longer than ``gap_limit`` by ``now``."""
@@ -238,18 +274,22 @@ class Framer:
             events.append(_rejected(error, [c]))
 
     def _complete_if_done(self, events: list[FramerEvent]) -> None:
-        raw = bytes(x.value for x in self._buf)
-        need = _expected_length(raw)
-        if need is None or len(raw) < need:
+        need = _expected_length(bytes(x.value for x in self._buf[:2]))
+        if need is None or len(self._buf) < need:
             return
         chars = self._buf
         self._buf = []
-        try:
-            frame = decode(raw)
-        except FrameError as error:
-            events.append(_rejected(error, chars))
-            return
-        events.append(FrameReceived(frame, raw, chars[0].time, chars[-1].time))
+        events.append(_finished(chars))
+
+
+def _finished(chars: list[RxChar]) -> FramerEvent:
+    """The event for the bytes of a complete frame."""
+    raw = bytes(x.value for x in chars)
+    try:
+        frame = decode(raw)
+    except FrameError as error:
+        return _rejected(error, chars)
+    return FrameReceived(frame, raw, chars[0].time, chars[-1].time)
 
 
 def _expected_length(raw: bytes) -> int | None:

@@ -770,6 +770,9 @@ class MeterCore:
     # --- the wire ---------------------------------------------------------------------------
 
     def receive(self, ch: RxChar) -> list[SlaveAction]:
+        if not self._echo.expected:  # not sending: nothing to drop as echo
+            actions = self.link.receive(ch)
+            return self._shape(actions) if actions else actions
         if self.echo:
             echo = self._echo.swallow(ch)
             if echo:

@@ -71,7 +71,10 @@ class SimMeter:
     # --- callbacks from the bus -------------------------------------------------------------
 
     def _receive(self, ch: RxChar) -> None:
-        self._run(self.core.receive(ch))
+        actions = self.core.receive(ch)
+        if actions or self._poll is not None:
+            self._run(actions)
+        # else nothing to do: a deadline (the baud fallback) only comes with a SetBaud action
 
     def _power(self, powered: bool) -> None:
         if powered:

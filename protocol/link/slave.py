@@ -207,6 +207,15 @@ class SlaveLink:
 
     def receive(self, ch: RxChar) -> list[SlaveAction]:
         """Take one received character; return what to do."""
+        if self._fallback is None and not self._echo:
+            # the common case: no baud fallback pending, no own echo expected
+            events = self._framer.feed(ch)
+            if not events:
+                return []
+            actions: list[SlaveAction] = []
+            for event in events:
+                actions += self._on_event(event)
+            return actions
         actions = self._expire(ch.time)
         if self._echo:
             if ch.time <= self._echo_until:
