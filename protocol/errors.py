@@ -179,3 +179,13 @@ class LineIdleError(FrameError):
     33 bit times of idle line before the next frame."""
 
     check = "line idle"
+
+
+class WrongAddressError(UnexpectedAnswerError):
+    """A request to primary address ``expected`` (0-250) was answered by a frame whose A field
+    names ``received``: another slave's answer, or a slave that gets its own address wrong."""
+
+    def __init__(self, message: str, *, expected: int, received: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.received = received

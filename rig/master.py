@@ -5,6 +5,10 @@ is complete), retries as the link says, and returns an ``Exchange`` / ``Reply`` 
 ``LinkError`` naming the address and baud rate. Nothing waits without a deadline: the port's
 ``read_char(deadline)`` returns None at the latest when the clock reaches the deadline.
 
+Every ``LinkError`` the master raises carries the ``Exchange`` it is about as its
+``exchange`` attribute (``exchange_of(error)``), so callers read bytes, attempts and the
+frame from there, never from the message text.
+
 Echo: the port drops the master's own echo (``hardware.serial_port``); the master never sees
 it. Gaps inside a frame (``protocol.frame_faults.GappedWire``) are sent as two writes with
 a clock pause between them.
@@ -36,6 +40,7 @@ from protocol.errors import (
     LinkError,
     NoAnswerError,
     UnexpectedAnswerError,
+    WrongAddressError,
 )
 from protocol.fields import ADDRESS_SELECTED, CI, PRIMARY_MAX, CField
 from protocol.frame_faults import GappedWire
@@ -50,6 +55,7 @@ from protocol.link.master import (
     Request,
     Retrying,
     Send,
+    answer_address,
     check_retries,
     raw_request,
     req_ud1,
@@ -91,6 +97,51 @@ class Exchange:
     @property
     def raw(self) -> bytes:
         return bytes(ch.value for ch in self.chars)
+
+    @property
+    def character_errors(self) -> bool:
+        """Some attempt received characters with parity or framing errors."""
+        return any(not ch.ok for attempt in self.history for ch in attempt.chars)
+
+    @property
+    def repeated_garbling(self) -> bool:
+        """Garbled on every one of several attempts with the very same bytes: noise does not
+        repeat itself, bit-aligned slaves ANDing two differing answers do."""
+        return (self.outcome is Outcome.GARBLED and len(self.history) > 1
+                and len({attempt.raw for attempt in self.history}) == 1
+                and all(attempt.outcome is Outcome.GARBLED for attempt in self.history))
+
+    @property
+    def several_answered(self) -> bool:
+        """The evidence that more than one slave answered: the one rule the tools use.
+
+        A collision (a valid frame plus more), or a garbled answer with parity/framing errors
+        (slaves whose answers are not bit-aligned; noise does this too, so the tools word
+        it as "several slaves, or noise"), or garbled the same way on every attempt
+        (bit-aligned slaves whose RSP_UDs AND into no valid frame, ``repeated_garbling``).
+        """
+        if self.outcome is Outcome.COLLISION:
+            return True
+        return self.outcome is Outcome.GARBLED and (self.character_errors
+                                                    or self.repeated_garbling)
+
+    @property
+    def received_address(self) -> int | None:
+        """The A field of the answer frame (None for an E5 or no frame)."""
+        return answer_address(self.frame)
+
+
+def exchange_of(error: BaseException) -> Exchange | None:
+    """The Exchange a ``LinkError`` raised by ``Master`` is about (None for other errors)."""
+    exchange = getattr(error, "exchange", None)
+    return exchange if isinstance(exchange, Exchange) else None
+
+
+def _about(error: LinkError, exchange: Exchange) -> LinkError:
+    """``error`` carrying ``exchange`` (attribute ``exchange``; LinkError is a pinned contract
+    class, so the attribute is set on the instance)."""
+    error.exchange = exchange  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,29 +291,39 @@ class Master:
         where = self._where(request.address)
         tries = f"{exchange.attempts} attempt{'s' if exchange.attempts > 1 else ''}"
         outcome = exchange.outcome
+        raw = exchange.raw.hex(' ').upper()
+        error: LinkError
         if outcome is Outcome.NONE:
-            raise NoAnswerError(f"no answer from {where} after {tries}")
-        if outcome is Outcome.COLLISION:
-            raise CollisionError(f"collision at {where} after {tries}: "
-                                 f"{exchange.raw.hex(' ').upper()}")
-        if outcome is Outcome.GARBLED:
-            raise GarbledAnswerError(f"garbled answer from {where} after {tries} "
-                                     f"({exchange.error}): {exchange.raw.hex(' ').upper()}")
-        raise UnexpectedAnswerError(f"{where}: expected {request.expect}, got "
-                                    f"{outcome.value} {exchange.raw.hex(' ').upper()}")
+            error = NoAnswerError(f"no answer from {where} after {tries}")
+        elif outcome is Outcome.COLLISION:
+            error = CollisionError(f"collision at {where} after {tries}: {raw}")
+        elif outcome is Outcome.GARBLED:
+            error = GarbledAnswerError(f"garbled answer from {where} after {tries} "
+                                       f"({exchange.error}): {raw}")
+        elif outcome is Outcome.WRONG_ADDRESS:
+            received = exchange.received_address
+            assert request.address is not None and received is not None
+            error = WrongAddressError(
+                f"{where}: the answer names address {received}, not {request.address} "
+                f"(another slave's answer, or a wrong A field) after {tries}: {raw}",
+                expected=request.address, received=received)
+        else:
+            error = UnexpectedAnswerError(f"{where}: expected {request.expect}, got "
+                                          f"{outcome.value} {raw}")
+        raise _about(error, exchange)
 
     def _reply(self, exchange: Exchange) -> Reply:
         frame = exchange.frame
         if not isinstance(frame, LongFrame | ControlFrame):
             return Reply(exchange, None)
         if not CField(frame.c).is_rsp_ud():
-            raise UnexpectedAnswerError(f"{self._where(exchange.address)}: answer C field "
-                                        f"{frame.c:02X} is not RSP_UD")
+            raise _about(UnexpectedAnswerError(f"{self._where(exchange.address)}: answer C "
+                                               f"field {frame.c:02X} is not RSP_UD"), exchange)
         try:
             return Reply(exchange, decode_telegram(frame))
         except ApplicationError as error:
-            raise UnexpectedAnswerError(f"{self._where(exchange.address)}: RSP_UD does not "
-                                        f"decode: {error}") from error
+            raise _about(UnexpectedAnswerError(f"{self._where(exchange.address)}: RSP_UD does "
+                                               f"not decode: {error}"), exchange) from error
 
     # --- the instrument's API --------------------------------------------------------------------
 
@@ -298,8 +359,9 @@ class Master:
         replies = [self.req_ud2(address)]
         while replies[-1].more_follow:
             if len(replies) >= max_pages:
-                raise UnexpectedAnswerError(f"{self._where(address)}: more than {max_pages} "
-                                            f"telegrams, readout stopped")
+                raise _about(UnexpectedAnswerError(f"{self._where(address)}: more than "
+                                                   f"{max_pages} telegrams, readout stopped"),
+                             replies[-1].exchange)
             replies.append(self.req_ud2(address))
         return replies
 

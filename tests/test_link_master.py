@@ -251,3 +251,28 @@ def test_response_timeout_setting_replaces_the_window() -> None:
     link.abort()
     with pytest.raises(ValueError, match="response timeout"):
         link.response_timeout = 0.0
+
+
+def test_answer_naming_another_primary_address_is_a_wrong_address() -> None:
+    from protocol.link import WrongAddress
+
+    link = MasterLink(BAUD, retries=0)
+    event = one(link, req_ud2(4), RSP)  # RSP has A = 5
+    assert isinstance(event, WrongAddress) and event.received == 5
+    assert event.attempt.outcome is Outcome.WRONG_ADDRESS
+    assert isinstance(one(link, req_ud2(5), RSP, t=20.0), Answer)
+
+
+@pytest.mark.parametrize("address", [253, 254])
+def test_selected_and_broadcast_requests_take_any_a_field(address: int) -> None:
+    # the slave answers a request to 253 / 254 with its own primary address
+    link = MasterLink(BAUD, retries=0)
+    assert isinstance(one(link, req_ud2(address), RSP), Answer)
+
+
+def test_wrong_address_is_retried() -> None:
+    link = MasterLink(BAUD, retries=1)
+    send = link.start(req_ud2(4), 0.0)
+    end = send.not_before + len(send.data) * CT
+    events = run_attempt(link, answer_at(RSP, end), sent_at=end)
+    assert [type(e).__name__ for e in events] == ["WrongAddress", "Retrying"]

@@ -302,3 +302,63 @@ def test_sim_bus_two_meters_at_one_address_collide() -> None:
     master, _ = sim_master("link-master-3", 2, first_address=0)
     with pytest.raises((CollisionError, GarbledAnswerError)):
         master.req_ud2(0)
+
+
+def test_answer_from_another_address_raises_wrong_address_with_the_exchange() -> None:
+    from protocol.errors import WrongAddressError
+    from protocol.meter import heat_meter_profile
+    from rig.master import exchange_of
+    from rig.tools.bus import open_sim
+
+    bus = open_sim([heat_meter_profile()], baud=2400, seed=1, retries=1)
+    try:
+        address = bus.meters[0].profile.address
+        bus.meters[0].core.arm("wrong_address", 2)
+        with pytest.raises(WrongAddressError) as info:
+            bus.master.req_ud2(address)
+        error = info.value
+        assert (error.expected, error.received) == (address, address + 1)
+        assert f"names address {address + 1}, not {address}" in str(error)
+        exchange = exchange_of(error)
+        assert exchange is not None and exchange.attempts == 2
+        assert exchange.outcome is Outcome.WRONG_ADDRESS
+        assert exchange.received_address == address + 1
+        # the fault is used up: the next answer is the slave's own
+        assert bus.master.req_ud2(address).frame.a == address  # type: ignore[union-attr]
+    finally:
+        bus.close()
+
+
+def test_link_errors_carry_the_exchange() -> None:
+    from rig.master import exchange_of
+
+    slave, _ = make(5)
+    master, _ = rig(slave, retries=1)
+    with pytest.raises(NoAnswerError) as info:
+        master.req_ud2(7)
+    exchange = exchange_of(info.value)
+    assert exchange is not None and exchange.attempts == 2 and exchange.address == 7
+    assert exchange.outcome is Outcome.NONE
+
+
+def test_repeated_identical_garbling_counts_as_several_answers() -> None:
+    # two slaves at one address, bit-aligned: their RSP_UDs AND into the same bad bytes on
+    # every attempt (noise would differ)
+    a, _ = make(5, FakeMeter(identity=SEC_A))
+    b, _ = make(5, FakeMeter(identity=SEC_B))
+    master, _ = rig(a, b, retries=2)
+    master.snd_nke(5)
+    with pytest.raises(GarbledAnswerError) as info:
+        master.req_ud2(5)
+    from rig.master import exchange_of
+
+    exchange = exchange_of(info.value)
+    assert exchange is not None and exchange.attempts == 3
+    assert exchange.repeated_garbling and exchange.several_answered
+    single, _ = make(5)
+    master, bus = rig(single, retries=0)
+    bus.faults = ["garble"]
+    with pytest.raises(GarbledAnswerError) as info:
+        master.snd_nke(5)
+    exchange = exchange_of(info.value)
+    assert exchange is not None and not exchange.repeated_garbling

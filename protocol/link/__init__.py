@@ -17,6 +17,8 @@ from .master import (
     Request,
     Retrying,
     Send,
+    WrongAddress,
+    answer_address,
     raw_request,
     req_ud1,
     req_ud2,
@@ -42,7 +44,7 @@ from .slave import (
 __all__ = [
     "Ack", "Answer", "Attempt", "Collision", "FoundSlave", "Garbled", "MasterEvent", "MasterLink", "NoAnswer",
     "Outcome", "Probe", "ReadProbe", "Request", "Retrying", "SearchResult", "SecondarySearch",
-    "SelectProbe", "Send", "raw_request", "req_ud1", "req_ud2", "snd_nke", "snd_ud",
+    "SelectProbe", "Send", "WrongAddress", "answer_address", "raw_request", "req_ud1", "req_ud2", "snd_nke", "snd_ud",
     "ALL", "CI56_DESELECT", "CI56_MODES", "CI56_SELECT", "DEFECTS", "MeterApplication", "RspUd",
     "SelectionMask", "SetBaud", "SlaveAction", "SlaveLink", "SlaveSettings", "Transmit",
 ]

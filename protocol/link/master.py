@@ -21,6 +21,7 @@ Classification of one attempt:
 | ACK / FRAME | exactly one valid E5 / frame, nothing else |
 | GARBLED | only bytes that form no valid frame (flagged characters, failed checks, partial) |
 | COLLISION | a valid frame plus anything else (a second E5 offset in time, an E5 followed by more bytes, a frame followed by garbage) |
+| WRONG_ADDRESS | exactly one valid frame with an A field, but a request to primary address 0-250 got an A field naming another address (not that slave's answer; requests to 253/254 are answered with the slave's own primary address, so any A is right there) |
 
 FCB (per address): the first FCV frame after SND_NKE (and the first ever) carries FCB=1; the
 FCB toggles after each REQ_UD2 / REQ_UD1 that got its answer; retries reuse it. SND_UD is
@@ -39,6 +40,7 @@ from ..errors import FrameError
 from ..fields import (
     BROADCAST_ANSWER,
     BROADCAST_NO_ANSWER,
+    PRIMARY_MAX,
     Function,
     c_field,
 )
@@ -70,9 +72,10 @@ class Outcome(Enum):
     NONE = "none"
     GARBLED = "garbled"
     COLLISION = "collision"
+    WRONG_ADDRESS = "wrong address"
 
 
-RETRY_ON = frozenset({Outcome.NONE, Outcome.GARBLED, Outcome.COLLISION})
+RETRY_ON = frozenset({Outcome.NONE, Outcome.GARBLED, Outcome.COLLISION, Outcome.WRONG_ADDRESS})
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -201,6 +204,15 @@ class Collision(_Outcome):
 
 
 @dataclass(frozen=True, slots=True)
+class WrongAddress(_Outcome):
+    """A valid frame whose A field names another primary address than the request's."""
+
+    @property
+    def received(self) -> int | None:
+        return answer_address(self.attempt.frame)
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     """Bytes to write, no sooner than ``not_before`` (inter-frame idle respected)."""
 
@@ -214,12 +226,17 @@ class Retrying:
     send: Send
 
 
-OutcomeEvent = Ack | Answer | NoAnswer | Garbled | Collision
+OutcomeEvent = Ack | Answer | NoAnswer | Garbled | Collision | WrongAddress
 MasterEvent = OutcomeEvent | Retrying
 _EVENT_BY_OUTCOME: dict[Outcome, type[OutcomeEvent]] = {
     Outcome.ACK: Ack, Outcome.FRAME: Answer, Outcome.NONE: NoAnswer,
-    Outcome.GARBLED: Garbled, Outcome.COLLISION: Collision,
+    Outcome.GARBLED: Garbled, Outcome.COLLISION: Collision, Outcome.WRONG_ADDRESS: WrongAddress,
 }
+
+
+def answer_address(frame: Frame | None) -> int | None:
+    """The A field of an answer frame (None for an E5 or no frame)."""
+    return frame.a if isinstance(frame, LongFrame | ControlFrame | ShortFrame) else None
 
 
 # --- the engine ----------------------------------------------------------------------------------
@@ -409,6 +426,11 @@ class MasterLink:
             outcome = Outcome.COLLISION
         elif frames:
             outcome = Outcome.ACK if isinstance(frames[0].frame, SingleChar) else Outcome.FRAME
+            received = answer_address(frames[0].frame)
+            a = self._request.address if self._request is not None else None
+            if (a is not None and a <= PRIMARY_MAX and received is not None
+                    and received != a):
+                outcome = Outcome.WRONG_ADDRESS
         else:
             outcome = Outcome.GARBLED
         assert self._request_end is not None

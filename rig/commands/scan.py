@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from protocol.app import decode_telegram
 from protocol.errors import ConfigError, MBusRigError
@@ -31,9 +31,6 @@ from rig.tools.bus import (
     run_on_bus,
 )
 from rig.tools.output import hex_bytes, note, print_json, print_table, progress
-
-if TYPE_CHECKING:
-    from rig.master import Exchange
 
 
 def _address_range(text: str) -> range:
@@ -109,7 +106,7 @@ def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
     if ack.outcome is Outcome.NONE:
         return None
     if ack.outcome is not Outcome.ACK:
-        status = "collision" if ack.outcome in (Outcome.COLLISION, Outcome.GARBLED) else "bad answer"
+        status = "collision" if ack.several_answered else "bad answer"
         return PrimaryFinding(address, status, detail=f"SND_NKE answered {hex_bytes(ack.raw)}")
     delay = bus.delay_ms(ack)
     answer = bus.master.run(link.req_ud2(address))
@@ -122,7 +119,11 @@ def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
         except (MBusRigError, TypeError) as exc:
             return PrimaryFinding(address, "bad answer", response_delay_ms=delay, detail=str(exc))
         return PrimaryFinding(address, "ok", slave=identity_row(reply), response_delay_ms=delay)
-    if answer.outcome is Outcome.COLLISION or _several_answer(answer):
+    if answer.outcome is Outcome.WRONG_ADDRESS:
+        return PrimaryFinding(address, "bad answer", response_delay_ms=delay,
+                              detail=f"the RSP_UD names address {answer.received_address}: "
+                              f"{hex_bytes(answer.raw)}")
+    if answer.several_answered:
         return PrimaryFinding(address, "collision", response_delay_ms=delay,
                               detail=f"E5, then garbled RSP_UDs on every attempt: "
                               f"{hex_bytes(answer.raw)}")
@@ -130,12 +131,6 @@ def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
                           detail=f"{answer.error}: {hex_bytes(answer.raw)}")
 
 
-def _several_answer(exchange: Exchange) -> bool:
-    """Garbled on every attempt the same way, or with character errors: several senders."""
-    attempts = exchange.history
-    if any(not ch.ok for attempt in attempts for ch in attempt.chars):
-        return True
-    return len(attempts) > 1 and len({attempt.raw for attempt in attempts}) == 1
 
 
 def run_primary_scan(bus: BusSession, addresses: range) -> PrimaryScan:

@@ -7,10 +7,7 @@ address, baud rate) and, for a bad frame, the bytes that came.
 
 from __future__ import annotations
 
-import re
-
 from protocol.errors import (
-    CharacterError,
     CollisionError,
     FrameError,
     GarbledAnswerError,
@@ -18,11 +15,9 @@ from protocol.errors import (
     MBusRigError,
     NoAnswerError,
     UnexpectedAnswerError,
+    WrongAddressError,
 )
-
-CHARACTER_ERROR = CharacterError.check
-_TRAILING_HEX = re.compile(r":\s*((?:[0-9A-Fa-f]{2}\s?)+)$")
-_GARBLED = re.compile(r"after (\d+) attempts? \((.*)\):\s*[0-9A-Fa-f ]*$")
+from rig.master import exchange_of
 
 
 def hex_bytes(data: bytes | None) -> str:
@@ -31,9 +26,16 @@ def hex_bytes(data: bytes | None) -> str:
 
 def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
                attempts: int | None = None, raw: bytes | None = None) -> MBusRigError:
-    """A failed exchange with ``target`` ("address 5", "secondary 12345678...") as one line."""
+    """A failed exchange with ``target`` ("address 5", "secondary 12345678...") as one line.
+
+    Bytes, attempts and the failed check come from the ``Exchange`` the master attached to
+    the error (``rig.master.exchange_of``), never from its message text.
+    """
+    exchange = exchange_of(exc)
+    if exchange is not None:
+        attempts = exchange.attempts
     tries = f", {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
-    got = raw if raw is not None else _raw_of(exc)
+    got = raw if raw is not None else (exchange.raw if exchange is not None else None)
     if isinstance(exc, NoAnswerError):
         detail = f"; last reply: {hex_bytes(got)}" if got else ""
         return NoAnswerError(
@@ -44,47 +46,30 @@ def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
         return CollisionError(
             f"collision at {target} ({baud} baud): more than one slave answered{detail}")
     if isinstance(exc, GarbledAnswerError):
-        match = _GARBLED.search(str(exc))
-        why = match.group(2) if match else str(exc)
-        count = f", {match.group(1)} attempts" if match else tries
-        hint = (" (parity/framing errors: several slaves answering at once, or noise)"
-                if why.startswith(CHARACTER_ERROR) else "")
+        failed = exchange.error if exchange is not None else None
+        why = str(failed) if failed is not None else str(exc)
+        hint = ""
+        if exchange is not None and exchange.several_answered:
+            hint = (" (parity/framing errors: several slaves answering at once, or noise)"
+                    if exchange.character_errors
+                    else " (the same bytes on every attempt: several slaves answering at once)")
         return GarbledAnswerError(
-            f"garbled answer from {target} ({baud} baud{count}): {why}{hint}; "
+            f"garbled answer from {target} ({baud} baud{tries}): {why}{hint}; "
             f"bytes: {hex_bytes(got)}")
     if isinstance(exc, FrameError):
         what = exc.check
         return type(exc)(
             f"{what} error in the answer from {target} ({baud} baud): {hex_bytes(got)} "
             f"({exc.args[0] if exc.args else exc})", exc.offset)
+    if isinstance(exc, WrongAddressError):
+        return WrongAddressError(
+            f"wrong address in the answer from {target} ({baud} baud{tries}): it names address "
+            f"{exc.received}, not {exc.expected} (another slave answered, or the slave's A field "
+            f"is wrong): {hex_bytes(got)}", expected=exc.expected, received=exc.received)
     if isinstance(exc, UnexpectedAnswerError):
         detail = f": {hex_bytes(got)}" if got else ""
         return UnexpectedAnswerError(f"unexpected answer from {target} ({baud} baud){detail} ({exc})")
     return type(exc)(f"{target} ({baud} baud): {exc}")
-
-
-def _raw_of(exc: BaseException) -> bytes | None:
-    """The bytes behind a failed exchange, where the raising code attached them."""
-    match = _TRAILING_HEX.search(str(exc))
-    if match:
-        return bytes.fromhex(match.group(1))
-    for name in ("raw", "data", "received"):
-        value = getattr(exc, name, None)
-        if isinstance(value, bytes | bytearray) and value:
-            return bytes(value)
-    exchange = getattr(exc, "exchange", None)
-    if exchange is not None:
-        for name in ("raw", "received_bytes", "response"):
-            value = getattr(exchange, name, None)
-            if isinstance(value, bytes | bytearray) and value:
-                return bytes(value)
-        chars = getattr(exchange, "received", None)
-        if chars:
-            try:
-                return bytes(getattr(ch, "value", ch) for ch in chars)
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 class AddressInUseError(LinkError):
