@@ -541,10 +541,14 @@ class ProfileApplication:
         self.resets: list[int | None] = []
         self.addresses: list[int] = []
         self._records = [tuple(build_record(r) for r in page.records) for page in profile.pages]
+        self._identity: tuple[MeterProfile, SecondaryAddress] = (profile, profile.secondary)
 
     @property
     def identity(self) -> SecondaryAddress:
-        return self.profile.secondary
+        profile = self.profile  # the profile is frozen: its secondary address is kept
+        if self._identity[0] is not profile:
+            self._identity = (profile, profile.secondary)
+        return self._identity[1]
 
     @property
     def fabrication_number(self) -> int | None:

@@ -54,7 +54,7 @@ from ..fields import (
 )
 from ..framer import Framer, FrameReceived, FrameRejected
 from ..frames import ACK, ControlFrame, Frame, LongFrame, ShortFrame, checksum, decode, encode
-from ..identity import SecondaryAddress
+from ..identity import SecondaryAddress, bcd_encode
 from ..timing import char_time, check_baud, inter_frame_idle, response_window
 from .selection import SelectionMask
 
@@ -64,6 +64,8 @@ REQ_UD1 = Function.REQ_UD1 & FUNCTION_MASK
 CI56_SELECT = "select_msb_first"
 CI56_DESELECT = "deselect"
 CI56_MODES = (CI56_SELECT, CI56_DESELECT)
+_NIBBLE_LOW = 0x11111111
+"""The lowest bit of each of the 8 nibbles of a 4-byte selection ID."""
 _CI56_ALIASES = {"select": CI56_SELECT}
 
 DEFECTS: dict[str, str] = {
@@ -202,6 +204,8 @@ class SlaveLink:
         self._echo: list[int] = []
         self._echo_until = 0.0
         self._fallback: tuple[float, int] | None = None  # (deadline, old baud)
+        self._own_id = -1  # the identification number _own_bcd holds (BCD, as an int)
+        self._own_bcd = 0
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -422,12 +426,30 @@ class SlaveLink:
             return []
         if len(data) > SELECTION_LENGTH and data[8:10] != ENHANCED_SELECTION:
             return []
+        if self._id_mismatch(data, msb_first):
+            self.selected = False
+            return []
         mask = SelectionMask.from_bytes(data, msb_first=msb_first)
         self.selected = mask.matches(
             self.app.identity, self.app.fabrication_number,
             nibble_wildcards=self.settings.nibble_wildcards,
             manufacturer_wildcard=not self._has("wildcard_mismatch_manufacturer"))
         return self._ack(end, True) if self.selected else []
+
+    def _id_mismatch(self, data: bytes, msb_first: bool) -> bool:
+        """The selection's ID digits are all 0-9 or F and one of them differs from this
+        slave's: what ``SelectionMask.matches`` finds first, in a few integer operations
+        (most probes of a search; a mask with an A-E ID digit takes the general way)."""
+        ident = self.app.identity.id
+        if ident != self._own_id:
+            self._own_id = ident
+            self._own_bcd = int.from_bytes(bcd_encode(ident, 4), "little")
+        mask = int.from_bytes(data[:4], "big" if msb_first else "little")
+        b1, b2, b3 = (mask >> 1) & _NIBBLE_LOW, (mask >> 2) & _NIBBLE_LOW, (mask >> 3) & _NIBBLE_LOW
+        wild = mask & b1 & b2 & b3 & _NIBBLE_LOW  # low bit of each F nibble
+        if b3 & (b2 | b1) & ~wild:  # a nibble A-E
+            return False
+        return bool((mask ^ self._own_bcd) & ~(wild * 0xF))
 
     def _on_baud_switch(self, baud: int, end: float, may_answer: bool) -> list[SlaveAction]:
         supported = baud in self.settings.bauds
