@@ -145,6 +145,8 @@ def test_requests_are_the_frames_of_mbus_md():
     frame = decode(_wire.selection(_wire.mask("1234567F", 0xFFFF, 0x01, 0xFF)))
     assert (frame.a, frame.ci, frame.data) == (253, 0x52,
                                                bytes.fromhex("7F 56 34 12 FF FF 01 FF"))
+    kam = decode(_wire.selection(_wire.mask("12345678", 0x2C2D, 0x01, 0x04)))
+    assert kam.data == bytes.fromhex("78 56 34 12 2D 2C 01 04")  # manufacturer little-endian
 
 
 def test_enhanced_selection_appends_the_fabrication_number():

@@ -35,6 +35,7 @@ class Entry:
     checks: str  # the docstring as one paragraph
     params: tuple[tuple[str, int], ...]  # (argument names, number of values) per parametrize
     per_baud: bool  # uses the ``baud`` fixture: one case per --baud rate
+    case_needs: tuple[str, ...] = ()  # capabilities of single cases
 
     @property
     def node(self) -> str:
@@ -59,6 +60,19 @@ def _params(fn: object) -> tuple[tuple[str, int], ...]:
             names, values = mark.args[0], mark.args[1]
             out.append((names if isinstance(names, str) else ",".join(names), len(list(values))))
     return tuple(reversed(out))
+
+
+def _case_needs(fn: object) -> tuple[str, ...]:
+    """Capabilities single cases need on top of the scenario's: "parity (case parity)"."""
+    out = []
+    for mark in getattr(fn, "pytestmark", []):
+        if mark.name != "parametrize":
+            continue
+        for value in mark.args[1]:
+            for case_mark in getattr(value, "marks", ()):
+                if case_mark.name == "needs":
+                    out.append(f"{', '.join(case_mark.args)} (case {value.id})")
+    return tuple(out)
 
 
 MODULE_ORDER = ("test_addressing", "test_collisions", "test_frame_errors", "test_answer_errors",
@@ -87,7 +101,7 @@ def scenarios() -> list[Entry]:
                 raise ValueError(f"{stem}.{fn.__name__} is not declared with @scenario")
             per_baud = "baud" in inspect.signature(fn).parameters
             entries.append(Entry(f"{stem}.py", fn.__name__, meta, _paragraph(fn.__doc__),
-                                 _params(fn), per_baud))
+                                 _params(fn), per_baud, _case_needs(fn)))
     return entries
 
 
@@ -134,7 +148,7 @@ def render(entries: Iterable[Entry]) -> str:
                   "| scenario | clause | checks | needs | severity | fails when | cases |",
                   "|---|---|---|---|---|---|---|"]
         for e in group:
-            needs = ", ".join(e.meta.needs) or "-"
+            needs = ", ".join(e.meta.needs + e.case_needs) or "-"
             lines.append(
                 f"| `{e.node}` | {_cell(e.meta.clause.ref)}: {_cell(e.meta.clause.text)} | "
                 f"{_cell(e.checks)} | {needs} | {e.meta.severity} | {_cell(e.meta.fails_when)} "

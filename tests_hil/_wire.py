@@ -17,7 +17,7 @@ from protocol.app.requests import baud_switch_ci, encode_application_reset, enco
 from protocol.chars import WireBytes
 from protocol.fields import CI, CField, Function, c_field
 from protocol.frames import ControlFrame, Frame, LongFrame, ShortFrame, encode
-from protocol.identity import SecondaryAddress
+from protocol.identity import SecondaryAddress, manufacturer_text
 from protocol.link.selection import SelectionMask
 
 # --- requests ------------------------------------------------------------------------------
@@ -67,8 +67,10 @@ def exact(sec: SecondaryAddress, fabrication: int | None = None) -> SelectionMas
 
 def mask(id_digits: str, manufacturer: int, version: int, medium: int) -> SelectionMask:
     """A mask from its fields: ``id_digits`` is 8 characters 0-9 or F (wildcard); FFFF, FF,
-    FF are the whole-field wildcards of the others."""
-    return SelectionMask(f"{id_digits}{manufacturer:04X}{version:02X}{medium:02X}".upper())
+    FF are the whole-field wildcards of the others (the 16-digit form writes the
+    manufacturer in wire order, see protocol.link.selection)."""
+    return SelectionMask(f"{id_digits}{manufacturer_text(manufacturer)}{version:02X}"
+                         f"{medium:02X}".upper())
 
 
 def selection(mask: SelectionMask | bytes, *, ci: int = CI.SELECTION) -> bytes:

@@ -18,7 +18,11 @@ from tests_hil._scenario import scenario
 AREA = "frame errors (slave to master)"
 
 ANSWER_FAULTS = ["corrupt_checksum", "truncated", "late", "silence"]
-"""Armed DUT faults (MeterCore.arm kinds) that spoil one answer each."""
+"""Armed DUT faults (MeterCore.arm kinds) that spoil one answer each, seen on the wire."""
+
+RETRIED_FAULTS = [*ANSWER_FAULTS, "wrong_address"]
+"""... and those the master must retry (an answer naming another primary address is a
+valid frame: only a request to a primary address tells it is not the DUT's)."""
 
 DETECTED_AS = {
     "corrupt_checksum": ("garbled",),
@@ -44,14 +48,15 @@ def test_spoilt_answer_is_detected(master, dut, baud, kind):
     w.expect_answer(master, w.req_ud2(dut.address), "the request after the spoilt answer")
 
 
-@pytest.mark.parametrize("kind", ANSWER_FAULTS)
+@pytest.mark.parametrize("kind", RETRIED_FAULTS)
 @scenario(AREA, "link.answers", needs=("control", "fcb"), severity="critical",
           fails_when="the master does not retry, changes the FCB in the retry, or the retried "
                      "answer is not the telegram the spoilt answer carried")
 def test_retry_with_same_fcb_gets_the_same_telegram(master, dut, rig, bus_trace, kind):
-    """After one spoilt answer the master repeats REQ_UD2 with the same FCB, and the DUT
-    answers the repeat with the same telegram (byte for byte where the spoilt one can be
-    compared: up to the checksum, or as far as it was truncated)."""
+    """After one spoilt answer (wrong checksum, truncated, late, missing, or naming another
+    primary address) the master repeats REQ_UD2 with the same FCB, and the DUT answers the
+    repeat with the same telegram (byte for byte where the spoilt one can be compared: up
+    to the checksum, or as far as it was truncated)."""
     master.snd_nke(dut.address)
     dut.control.arm(kind, 1)
     start = rig.clock.now()
@@ -71,7 +76,7 @@ def test_retry_with_same_fcb_gets_the_same_telegram(master, dut, rig, bus_trace,
             f"{spoilt.hex(' ')}")
 
 
-@pytest.mark.parametrize("kind", ["corrupt_checksum", "silence"])
+@pytest.mark.parametrize("kind", ["corrupt_checksum", "silence", "wrong_address"])
 @scenario(AREA, "link.answers", needs=("control",), severity="critical",
           fails_when="the master reports success, tries a different number of times than "
                      "configured, or the DUT does not answer once the fault wears off")
