@@ -4,6 +4,13 @@ EN 13757-3 5.x / MBUS.md "Application layer": the ID is 8 BCD digits sent as 4 b
 first; the manufacturer is 3 letters packed as (c1-64)*1024 + (c2-64)*32 + (c3-64), sent as
 2 bytes little-endian (KAM = 0x2C2D, on the wire 2D 2C). The 8 bytes ID, manufacturer,
 version, medium are the secondary address (selection CI 52, EN 13757-2).
+
+Text form: libmbus's 16 hex digits, ``mbus_frame_get_secondary_address`` in mbus-protocol.c
+(``%08lu%02X%02X%02X%02X``: the ID's 8 decimal digits, then manufacturer[0],
+manufacturer[1], version, medium): the manufacturer in WIRE order, KAM = ``2D2C``;
+``mbus_frame_select_secondary_pack`` parses it the same way. So addresses pasted between
+this rig, libmbus and pyMeterBus mean the same slave. The int field ``manufacturer`` keeps
+the code's value (0x2C2D for KAM).
 """
 
 from __future__ import annotations
@@ -40,6 +47,19 @@ def manufacturer_code(letters: str) -> int:
 def manufacturer_letters(code: int) -> str:
     """0x2C2D -> 'KAM'. Codes outside the letter range decode to the characters they give."""
     return "".join(chr(((code >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
+
+
+def manufacturer_text(code: int) -> str:
+    """0x2C2D -> '2D2C': the code's two bytes in wire order (little-endian) as 4 hex digits,
+    the way libmbus writes the manufacturer in a secondary address."""
+    return code.to_bytes(2, "little").hex().upper()
+
+
+def manufacturer_of_text(text: str) -> int:
+    """'2D2C' -> 0x2C2D (the inverse of manufacturer_text). Raises ValueError."""
+    if len(text) != 4:
+        raise ValueError(f"manufacturer {text!r} is not 4 hex digits")
+    return int.from_bytes(bytes.fromhex(text), "little")
 
 
 def bcd_encode(value: int, n_bytes: int) -> bytes:
@@ -87,17 +107,21 @@ class SecondaryAddress:
         return cls(bcd_decode(data[0:4]), int.from_bytes(data[4:6], "little"), data[6], data[7])
 
     def __str__(self) -> str:
-        """libmbus's 16-hex-digit form: ID, manufacturer, version, medium, e.g. 12345678 2C2D 01 04 (manufacturer high byte first, as libmbus prints it)."""
-        return f"{self.id:08d}{self.manufacturer:04X}{self.version:02X}{self.medium:02X}"
+        """libmbus's 16-hex-digit form: ID, manufacturer in wire order (low byte first),
+        version, medium; KAM 12345678 v1 heat: ``123456782D2C0104``."""
+        return (f"{self.id:08d}{manufacturer_text(self.manufacturer)}"
+                f"{self.version:02X}{self.medium:02X}")
 
     @classmethod
     def parse(cls, text: str) -> SecondaryAddress:
-        """Parse the 16-hex-digit form (no wildcards; see protocol.link for masks)."""
+        """Parse the 16-hex-digit form (manufacturer in wire order, as libmbus; no
+        wildcards: see protocol.link.selection for masks)."""
         t = text.strip()
         if len(t) != 16:
             raise ValueError(f"secondary address {text!r} is not 16 hex digits")
         try:
-            return cls(int(t[0:8]), int(t[8:12], 16), int(t[12:14], 16), int(t[14:16], 16))
+            return cls(int(t[0:8]), manufacturer_of_text(t[8:12]), int(t[12:14], 16),
+                       int(t[14:16], 16))
         except ValueError:
             raise ValueError(f"secondary address {text!r}: ID must be 8 decimal digits, "
                              f"then 8 hex digits of manufacturer, version, medium") from None

@@ -50,7 +50,7 @@ def test_fixed_header_bytes():
     assert HEADER.encode() == bytes.fromhex("78563412 2d2c 01 04 05 00 0000")
     assert Header.decode(HEADER.encode(), 7) == HEADER
     assert HEADER.manufacturer_letters == "KAM"
-    assert str(HEADER.secondary_address) == "123456782C2D0104"
+    assert str(HEADER.secondary_address) == "123456782D2C0104"
 
 
 def test_msb_first_variant_reverses_the_multi_byte_fields():

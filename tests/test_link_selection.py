@@ -15,7 +15,7 @@ SEC = SecondaryAddress(12345678, manufacturer_code("KAM"), 0x01, 0x04)
 
 def test_wire_bytes_match_the_standard_layout() -> None:
     mask = SelectionMask.of(SEC)
-    assert str(mask) == "123456782C2D0104"
+    assert str(mask) == "123456782D2C0104"
     assert mask.to_bytes() == SEC.to_bytes() == bytes.fromhex("785634122D2C0104")
     assert mask.to_bytes() == encode_selection(SEC.to_bytes())
     assert SelectionMask.parse("1234567F FFFF FF FF").to_bytes() == bytes.fromhex("7F563412FFFFFFFF")
@@ -24,7 +24,7 @@ def test_wire_bytes_match_the_standard_layout() -> None:
 def test_msb_first_reverses_id_and_manufacturer() -> None:
     mask = SelectionMask.of(SEC, 11223344)
     data = mask.to_bytes(msb_first=True)
-    assert data[:8] == bytes.fromhex("123456782C2D0104")
+    assert data[:8] == bytes.fromhex("123456782C2D0104")  # KAM MSB first: 2C 2D
     assert SelectionMask.from_bytes(data, msb_first=True) == mask
 
 
@@ -52,7 +52,7 @@ def test_from_bytes_errors() -> None:
 def test_search_helpers() -> None:
     assert ALL.with_digit(7, 3).digits == "FFFFFFF3FFFFFFFF"
     assert ALL.with_field("medium", 0x07).digits == "FFFFFFFFFFFFFF07"
-    assert ALL.with_field("manufacturer", 0x2C2D).digits == "FFFFFFFF2C2DFFFF"
+    assert ALL.with_field("manufacturer", 0x2C2D).digits == "FFFFFFFF2D2CFFFF"
     assert SelectionMask.of(SEC).is_exact and not ALL.is_exact
     with pytest.raises(ValueError, match="no field"):
         ALL.with_field("colour", 1)
@@ -64,3 +64,13 @@ def test_matching_standard_vs_nibble_wildcards() -> None:
     assert half.matches(SEC, nibble_wildcards=True)
     assert not SelectionMask.parse("12345678FFFF1FFF").matches(SEC, nibble_wildcards=True)
     assert ALL.matches(SEC) and not ALL.matches(SEC, manufacturer_wildcard=False)
+
+
+def test_text_form_is_libmbus_wire_order() -> None:
+    # mbus_frame_get_secondary_address: %08lu%02X%02X%02X%02X with manufacturer[0], [1]
+    assert str(SEC) == "123456782D2C0104"
+    parsed = SecondaryAddress.parse("123456782D2C0104")
+    assert parsed == SEC and parsed.manufacturer == 0x2C2D and parsed.manufacturer_letters == "KAM"
+    assert SelectionMask.parse("FFFFFFFF2D2CFFFF").matches(SEC)
+    assert not SelectionMask.parse("FFFFFFFF2C2DFFFF").matches(SEC)
+    assert SelectionMask.from_bytes(SEC.to_bytes()) == SelectionMask.of(SEC)

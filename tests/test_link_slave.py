@@ -167,11 +167,11 @@ SEC = SecondaryAddress(12345678, KAM, 1, 4)
 @pytest.mark.parametrize(
     ("mask", "fab", "hit"),
     [
-        ("123456782C2D0104", None, True),
+        ("123456782D2C0104", None, True),
         ("FFFFFFFFFFFFFFFF", None, True),
         ("1234567FFFFFFFFF", None, True),
         ("F2F4F6F8FFFF0104", None, True),
-        ("123456782C2DFFFF", None, True),
+        ("123456782D2CFFFF", None, True),
         ("12345679FFFFFFFF", None, False),
         ("12345678FFFF02FF", None, False),
         ("12345678FFFFFF07", None, False),
@@ -222,7 +222,7 @@ def test_enhanced_selection_without_fabrication_number_never_matches() -> None:
 
 def test_ci56_select_msb_first_and_deselect() -> None:
     link, _ = make(5, FakeMeter(identity=SEC), ci56="select_msb_first")
-    assert transmits(feed(link, select("123456782C2D0104", ci=CI.SELECTION_56, msb=True))) == [E5]
+    assert transmits(feed(link, select("123456782D2C0104", ci=CI.SELECTION_56, msb=True))) == [E5]
     link, _ = make(5, FakeMeter(identity=SEC), ci56="deselect")
     feed(link, select("12345678FFFFFFFF"))
     assert transmits(feed(link, snd_ud(253, CI.SELECTION_56), 1.0)) == [E5]
@@ -240,7 +240,7 @@ def test_defect_keeps_selection_after_nke() -> None:
 def test_defect_wildcard_mismatch_manufacturer() -> None:
     link, _ = make(5, FakeMeter(identity=SEC), defects=frozenset({"wildcard_mismatch_manufacturer"}))
     assert transmits(feed(link, select("12345678FFFFFFFF"))) == []
-    assert transmits(feed(link, select("123456782C2DFFFF"), 1.0)) == [E5]
+    assert transmits(feed(link, select("123456782D2CFFFF"), 1.0)) == [E5]
 
 
 # --- SND_UD: set address, reset, baud switch, FCV=0 --------------------------------------

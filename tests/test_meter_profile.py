@@ -42,7 +42,7 @@ def error_of(data: dict[str, Any], source: str = "meter.toml") -> str:
 def test_heat_meter_identity_and_link() -> None:
     p = heat_meter_profile()
     assert (p.id, p.manufacturer, p.version, p.medium) == (12345678, "ABC", 1, 4)
-    assert str(p.secondary) == "1234567804430104"  # ABC = 0x0443
+    assert str(p.secondary) == "1234567843040104"  # ABC = 0x0443, on the wire 43 04
     assert p.address == 1 and p.baud == 2400 and p.bauds == (300, 2400, 9600)
     assert p.link.ci56 == "select" and p.link.accept_fcv0 and p.link.baud_fallback is None
 

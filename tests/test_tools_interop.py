@@ -82,11 +82,14 @@ def test_pymeterbus_selects_and_reads_every_slave_our_secondary_scan_finds(
     url, server = gateway
     code, out, err = run(capsys, "scan", "-d", url, "--secondary", "--json", *REAL_TIME)
     assert code == 0, err
-    found = [SecondaryAddress.parse(f["secondary"]) for f in json.loads(out)["found"]]
+    printed = [f["secondary"] for f in json.loads(out)["found"]]
+    found = [SecondaryAddress.parse(text) for text in printed]
     assert sorted(map(str, found)) == sorted(str(m.profile.secondary) for m in server.meters)
+    # our text form is libmbus's and pyMeterBus's: what we print is pasted unchanged
+    assert printed == [libmbus_form(secondary) for secondary in found]
     with serial.serial_for_url(url, timeout=READ_TIMEOUT_S) as ser:
-        for secondary in found:
-            meterbus.send_select_frame(ser, libmbus_form(secondary))
+        for text, secondary in zip(printed, found, strict=True):
+            meterbus.send_select_frame(ser, text)
             ack = meterbus.recv_frame(ser, 1)
             assert ack and isinstance(meterbus.load(ack), meterbus.TelegramACK)
             meterbus.send_request_frame(ser, 253)

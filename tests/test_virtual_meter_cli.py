@@ -141,8 +141,8 @@ def ask(port: serial.SerialBase, address: int) -> LongFrame:
 
 def test_serves_meters_over_the_pty_link_and_tcp(served: Served, tmp_path: Path) -> None:
     assert served.lines[0].startswith("virtual bus: 2 x heat-meter at 2400 Bd")
-    assert "address   7  secondary 1234567804430104" in served.lines[1]
-    assert "address   8  secondary 1234567904430104" in served.lines[2]
+    assert "address   7  secondary 1234567843040104" in served.lines[1]
+    assert "address   8  secondary 1234567943040104" in served.lines[2]
     link = tmp_path / "mbus"
     assert link.is_symlink() and served.line("master pty:").split()[2] == os.readlink(link)
     with serial.Serial(str(link), 2400, timeout=2.0) as pty:

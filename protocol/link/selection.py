@@ -1,8 +1,10 @@
 """Secondary-address selection masks (EN 13757-3 selection, CI 52/56; MBUS.md "Link-layer").
 
-A mask is written in libmbus's 16-hex-digit form: ID (8 digits), manufacturer (4),
-version (2), medium (2), ``F`` = wildcard. On the wire (CI 52) the ID is 4 BCD bytes LSB
-first with F nibbles, the manufacturer 2 bytes little-endian, then version and medium.
+A mask is written in libmbus's 16-hex-digit form (``mbus_frame_select_secondary_pack``):
+ID (8 digits), manufacturer (4, in wire order: KAM is ``2D2C``), version (2), medium (2),
+``F`` = wildcard. On the wire (CI 52) the ID is 4 BCD bytes LSB first with F nibbles, the
+manufacturer 2 bytes little-endian (the same order as in the text), then version and
+medium.
 
 Matching follows EN 13757-3 (as quoted by ABB's A43/A44 manual): every ID digit can be a
 wildcard nibble, but manufacturer, version and medium are wildcarded only as a whole
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..app.requests import ENHANCED_SELECTION, encode_selection
-from ..identity import SecondaryAddress, bcd_encode
+from ..identity import SecondaryAddress, bcd_encode, manufacturer_text
 
 MASK_DIGITS = 16
 ID_DIGITS = 8
@@ -42,7 +44,7 @@ class SelectionMask:
 
     @classmethod
     def parse(cls, text: str, fabrication: str | None = None) -> SelectionMask:
-        """From libmbus's form, e.g. ``"12345678FFFFFFFF"`` or ``"1234FFFF2D2C0104"``.
+        """From libmbus's form, e.g. ``"12345678FFFFFFFF"`` or ``"1234FFFF2D2C0104"`` (KAM).
 
         Spaces are ignored; ValueError names what is wrong.
         """
@@ -68,7 +70,7 @@ class SelectionMask:
         if len(data) == 14 and data[8:10] != ENHANCED_SELECTION:
             raise ValueError(f"enhanced selection needs 0C 78, not {data[8:10].hex(' ')}")
         id_bytes = data[0:4] if msb_first else data[3::-1]
-        man = data[4:6] if msb_first else data[5:3:-1]
+        man = data[5:3:-1] if msb_first else data[4:6]  # the text has the wire order
         digits = (id_bytes + man + data[6:8]).hex().upper()
         fab = None
         if len(data) == 14:
@@ -81,7 +83,7 @@ class SelectionMask:
     def to_bytes(self, *, msb_first: bool = False) -> bytes:
         """The selection data: 8 bytes (+ ``0C 78`` + fabrication mask when set)."""
         raw = bytes.fromhex(self.digits)
-        id_bytes, man = (raw[0:4], raw[4:6]) if msb_first else (raw[3::-1], raw[5:3:-1])
+        id_bytes, man = (raw[0:4], raw[5:3:-1]) if msb_first else (raw[3::-1], raw[4:6])
         fab = None
         if self.fabrication is not None:
             fab = bytes.fromhex(self.fabrication)
@@ -134,10 +136,12 @@ class SelectionMask:
         return SelectionMask(self.digits, fab[:position] + _HEX[value] + fab[position + 1 :])
 
     def with_field(self, name: str, value: int) -> SelectionMask:
-        """This mask with a whole field (manufacturer, version or medium) set."""
+        """This mask with a whole field (manufacturer, version or medium) set; the
+        manufacturer as its code (0x2C2D for KAM), written in wire order."""
         for field_name, start, end in FIELDS:
             if field_name == name:
-                text = f"{value:0{end - start}X}"
+                text = (manufacturer_text(value) if name == "manufacturer"
+                        else f"{value:0{end - start}X}")
                 return SelectionMask(self.digits[:start] + text + self.digits[end:],
                                      self.fabrication)
         raise ValueError(f"no field {name!r} (id, manufacturer, version, medium)")

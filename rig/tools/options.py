@@ -27,8 +27,8 @@ ADDRESS_HELP = "0-250 (primary), 253 (the slave selected by secondary address), 
 SLAVE_ADDRESS_HELP = "0-250"
 BAUD_HELP = ", ".join(str(b) for b in BAUD_RATES)
 MASK_HELP = (
-    "16 hex digits: 8 ID digits (0-9 or F), manufacturer (4), version (2), medium (2); "
-    "F is a wildcard, e.g. 1234FFFFFFFFFFFF"
+    "16 hex digits: 8 ID digits (0-9 or F), manufacturer (4, wire order as libmbus: KAM is "
+    "2D2C), version (2), medium (2); F is a wildcard, e.g. 1234FFFFFFFFFFFF"
 )
 
 
