@@ -6,7 +6,10 @@ one of them (corrupt checksum, silence, late, truncated, wrong address, wrong C 
 1-3 answers. The master sends REQ_UD2 (90 %) or SND_NKE (10 %), one attempt each (no
 retries), and every outcome is checked against what the slave actually put on the wire:
 
-- accepted: a frame the master took must be byte for byte a frame a slave sent (else WRONG);
+- accepted: a frame the master took must be byte for byte a frame a slave sent, and name
+  the address asked (else WRONG);
+- wrong address: a valid frame naming another address (the wrong_address fault) is
+  rejected, never accepted as the asked slave's answer;
 - corrupted: the characters the master received differ from what the slave sent (noise, or
   an armed fault that breaks the frame): the master must reject it (else WRONG);
 - nothing may hang: every exchange ends within request + response window + the longest
@@ -119,10 +122,16 @@ def main(argv: list[str] | None = None) -> int:
                     counts["WRONG"] += 1
                     print(f"WRONG at {i}: accepted {taken.hex(' ')}, slaves sent "
                           f"{[d.hex(' ') for d in sent_now]}")
+                elif getattr(exchange.frame, "a", address) != address:
+                    # another address's answer taken as this slave's
+                    counts["WRONG"] += 1
+                    print(f"WRONG at {i}: accepted an answer naming address "
+                          f"{exchange.frame.a} for address {address}")
                 else:
                     counts["accepted"] += 1
-                    if getattr(exchange.frame, "a", address) != address:
-                        counts["accepted, other address (wrong_address fault)"] += 1
+            elif exchange.outcome is Outcome.WRONG_ADDRESS:
+                # a valid frame naming another address: rejected as not this slave's answer
+                counts["wrong address, rejected"] += 1
             elif exchange.outcome is Outcome.NONE:
                 counts["no answer"] += 1
             elif any(not ch.ok for ch in exchange.chars) or received not in sent_now:
