@@ -350,7 +350,9 @@ class View:
         self._edges.discard(a)
         if not self.attached or not self.n_idle:
             return
-        if not self.low_at(a) or self.low_before(a):
+        recs = self.records(a, a)
+        if not any(rec.low_at(a) for rec in recs) or any(
+                a0 < a <= b for rec in recs for a0, b in rec.runs()):
             return  # covered by another sender's space, or cut away: not a falling edge
         for baud, group in list(self.idle.items()):
             if not group:
@@ -378,6 +380,13 @@ class View:
     def low_before(self, t: float) -> bool:
         """The line was at space just before ``t`` (some space interval runs up to ``t``)."""
         return any(a < t <= b for rec in self.records(t, t) for a, b in rec.runs())
+
+    def high_at(self, t: float) -> bool:
+        """One sample at ``t`` is mark (noise included, as ``sampler`` takes it)."""
+        for channel, source in self.parts:
+            if source is None and channel.noise:
+                return bool(self.sampler(t, t)(t))
+        return not self.low_at(t)
 
     @property
     def noisy(self) -> bool:
@@ -432,7 +441,7 @@ class View:
         """The whole receiver routine for an edge at ``a``: None for a false start."""
         tb = 1.0 / baud
         t = a + START_SAMPLE * tb
-        if self.sampler(t, t)(t):
+        if self.high_at(t):
             return None
         return self.decode_rest(baud, a, fast=fast)
 
@@ -472,7 +481,8 @@ class Pending:
         if not self.members:
             return
         t = self.a + START_SAMPLE / self.baud
-        if self.view.sampler(t, t)(t):  # false start: back to hunting
+        view = self.view
+        if view.high_at(t):  # false start: back to hunting
             for rx in list(self.members):
                 self.view.add_idle(rx)
             return
