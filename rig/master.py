@@ -165,7 +165,8 @@ class PrimaryHit:
     """A primary address where something answered a scan."""
 
     address: int
-    outcome: Outcome  # FRAME (one slave), COLLISION / GARBLED (several, or a bad answer)
+    outcome: Outcome  # FRAME (one slave), COLLISION / GARBLED (several, or a bad answer),
+    # WRONG_ADDRESS (a frame naming another address)
     secondary: SecondaryAddress | None
     exchange: Exchange
 
