@@ -121,7 +121,13 @@ class UnsupportedCIError(ApplicationError):
 
 
 class LinkError(ProtocolError):
-    """A request/answer exchange failed."""
+    """A request/answer exchange failed.
+
+    ``exchange`` is the failed exchange (``rig.master.Exchange``) when the master instrument
+    raised it: the bytes, attempts and timings behind the message.
+    """
+
+    exchange: object | None = None
 
 
 class NoAnswerError(LinkError):

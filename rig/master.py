@@ -138,9 +138,8 @@ def exchange_of(error: BaseException) -> Exchange | None:
 
 
 def _about(error: LinkError, exchange: Exchange) -> LinkError:
-    """``error`` carrying ``exchange`` (attribute ``exchange``; LinkError is a pinned contract
-    class, so the attribute is set on the instance)."""
-    error.exchange = exchange  # type: ignore[attr-defined]
+    """``error`` carrying ``exchange`` (``LinkError.exchange``)."""
+    error.exchange = exchange
     return error
 
 
