@@ -120,6 +120,16 @@ class Framer:
 
     def feed(self, ch: RxChar) -> list[FramerEvent]:
         """Take one received character; return the events it completes."""
+        room = self._room
+        if room and not (ch.parity_error or ch.framing_error):
+            # most bytes a slave hears: a clean byte inside a frame whose header has passed,
+            # not its last, no gap before it: it is only kept
+            buf = self._buf
+            gap_limit = self.gap_limit
+            if gap_limit is None or not ch.time - buf[-1].time - self.char_time > gap_limit:
+                buf.append(ch)
+                self._room = room - 1
+                return []
         if not (ch.parity_error or ch.framing_error):
             events = self._feed_clean(ch)
             if events is not None:
@@ -150,10 +160,9 @@ class Framer:
         gap_limit = self.gap_limit
         if gap_limit is not None and ch.time - buf[-1].time - self.char_time > gap_limit:
             return None
-        room = self._room
-        if room:  # a byte inside a frame whose header has passed, not its last
+        if self._room:  # a byte inside a frame whose header has passed, not its last
             buf.append(ch)
-            self._room = room - 1
+            self._room -= 1
             return []
         n = len(buf)
         if n >= LONG_HEADER or buf[0].value == SHORT_START:  # the last byte
@@ -284,7 +293,7 @@ class Framer:
 
 def _finished(chars: list[RxChar]) -> FramerEvent:
     """The event for the bytes of a complete frame."""
-    raw = bytes(x.value for x in chars)
+    raw = bytes([x.value for x in chars])
     try:
         frame = decode(raw)
     except FrameError as error:

@@ -48,6 +48,7 @@ from ..fields import (
     BROADCAST_NO_ANSWER,
     CI,
     FUNCTION_MASK,
+    PRM,
     CField,
     Function,
     is_primary,
@@ -79,6 +80,10 @@ DEFECTS: dict[str, str] = {
     "ignores_set_address": "acknowledges CI 51 set address but keeps its old address",
 }
 """Engine-level defects an emulated slave can switch on to prove the suite catches them."""
+
+
+_ADDRESSED_FRAMES = (ShortFrame, ControlFrame, LongFrame)
+"""Frames with a C and an A field (not the single character E5)."""
 
 
 # --- what the meter says ---------------------------------------------------------------------
@@ -290,7 +295,7 @@ class SlaveLink:
             frame = event.frame
         if self._fallback:
             self._fallback = None  # a valid frame at the new rate: the switch held
-        if isinstance(frame, ShortFrame | ControlFrame | LongFrame):
+        if isinstance(frame, _ADDRESSED_FRAMES):
             return self._on_frame(frame, event.end)
         return []
 
@@ -333,22 +338,22 @@ class SlaveLink:
 
     def _on_frame(self, frame: ShortFrame | ControlFrame | LongFrame,
                   end: float) -> list[SlaveAction]:
-        c = CField(frame.c)
-        if not c.from_master:
-            return []
+        if not frame.c & PRM:
+            return []  # another slave's frame
         if isinstance(frame, ShortFrame):
-            return self._on_short(frame, c, end)
-        if c.is_snd_ud(allow_no_fcv=self.settings.accept_fcv0):
+            return self._on_short(frame, end)
+        if CField(frame.c).is_snd_ud(allow_no_fcv=self.settings.accept_fcv0):
             data = frame.data if isinstance(frame, LongFrame) else b""
             return self._on_snd_ud(frame.a, frame.ci, data, end)
         return []
 
     # --- short frames ---------------------------------------------------------------------
 
-    def _on_short(self, frame: ShortFrame, c: CField, end: float) -> list[SlaveAction]:
+    def _on_short(self, frame: ShortFrame, end: float) -> list[SlaveAction]:
         addressed, may_answer = self._addressed(frame.a)
         if not addressed:
             return []
+        c = CField(frame.c)
         if c.is_snd_nke():
             self._reset_link()
             if not self._has("keeps_selection_after_nke"):
