@@ -32,7 +32,6 @@ def logged(rig):
 def two_faults(logged, faults):
     faults.inject("power_cut")
     faults.inject("short")
-    print("READY", flush=True)
     return faults
 """
 
@@ -40,6 +39,7 @@ SCENARIOS = {
     "signal": """
 import signal
 def test_block(two_faults):
+    print("READY", flush=True)  # from the body: every fixture is set up by now
     signal.pause()
 """,
     "failing": """
@@ -81,6 +81,7 @@ def hangs_in_teardown(two_faults):
     threading.Event().wait()  # a teardown that never ends
 
 def test_block(hangs_in_teardown):
+    print("READY", flush=True)  # from the body: the hanging fixture is set up by now
     signal.pause()
 """,
 }
