@@ -275,6 +275,8 @@ class Receiver:
             view.add_idle(self)
         else:
             self.view = view
+            if self.pending is not None:
+                self.pending.moved = True
 
     def _leave(self) -> None:
         pending = self.pending
@@ -449,13 +451,15 @@ class View:
 class Pending:
     """Receivers at one baud on one view that took the same falling edge at ``a``."""
 
-    __slots__ = ("view", "baud", "a", "members")
+    __slots__ = ("view", "baud", "a", "members", "moved")
 
     def __init__(self, view: View, baud: int, a: float, members: dict[Receiver, None]) -> None:
         self.view = view
         self.baud = baud
         self.a = a
         self.members = members
+        self.moved = False
+        """A member changed its view since the edge (Receiver.set_view)."""
 
     @property
     def end(self) -> float:
@@ -470,6 +474,8 @@ class Pending:
 
     def _split(self) -> None:
         """Members that moved to another view since the edge carry on in a group of their own."""
+        if not self.moved:
+            return
         for rx in [rx for rx in self.members if rx.view is not self.view]:
             del self.members[rx]
             other = Pending(rx.view, self.baud, self.a, {rx: None})
