@@ -76,14 +76,15 @@ def set_pty_baud(fd: int, baud: int) -> None:
 class _Outbox:
     """Characters from the bus, written to an outside file descriptor by a thread."""
 
-    def __init__(self, name: str, write: Callable[[bytes], None]) -> None:
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    def __init__(self, name: str, write: Callable[[bytes, int], None]) -> None:
+        self._queue: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
         self._write = write
         self._thread = threading.Thread(target=self._loop, name=f"{name}-writer", daemon=True)
         self._thread.start()
 
-    def put(self, ch: RxChar) -> None:
-        self._queue.put(bytes((ch.value,)))
+    def put(self, ch: RxChar, tag: int = 0) -> None:
+        """Queue ``ch``; ``tag`` is handed to the writer with it (the TCP client it is for)."""
+        self._queue.put((bytes((ch.value,)), tag))
 
     def close(self) -> None:
         self._queue.put(None)
@@ -91,11 +92,12 @@ class _Outbox:
 
     def _loop(self) -> None:
         while True:
-            data = self._queue.get()
-            if data is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            data, tag = item
             with contextlib.suppress(OSError):
-                self._write(data)
+                self._write(data, tag)
 
 
 class Listeners:
@@ -140,8 +142,9 @@ class _Bridge:
         self._threads.append(thread)
         thread.start()
 
-    def _write_out(self, data: bytes) -> None:
-        """Write bytes the bus delivered to the outside program (writer thread)."""
+    def _write_out(self, data: bytes, tag: int = 0) -> None:
+        """Write bytes the bus delivered to the outside program (writer thread); ``tag`` is
+        what the bridge queued them with."""
         raise NotImplementedError
 
     def _listen(self, deliver: Callable[[RxChar], None]) -> None:
@@ -218,7 +221,7 @@ class _PtyBridge(_Bridge):
     def _heard(self, ch: RxChar) -> None:
         self._outbox.put(ch)
 
-    def _write_out(self, data: bytes) -> None:
+    def _write_out(self, data: bytes, tag: int = 0) -> None:
         os.write(self._master_fd, data)
 
     def follow_baud(self) -> int:
@@ -319,12 +322,23 @@ class TcpGateway(_Bridge):
         self._server = server
         self._server.settimeout(POLL_S)
         self.address: tuple[str, int] = self._server.getsockname()[:2]
-        self._listen(self._outbox.put)
+        self._connection = 0
+        """Counts accepted clients; a byte goes only to the client connected when the bus
+        delivered it (the writer thread runs later: a client that connects in between must
+        not get the tail of an answer it never asked for)."""
+        self._listen(self._deliver_to_client)
         self._start(self._serve, "server")
 
-    def _write_out(self, data: bytes) -> None:
+    def _deliver_to_client(self, ch: RxChar) -> None:
         with self._lock:
-            client = self._client
+            if self._client is None:
+                return  # a gateway with no client connected forwards nothing
+            connection = self._connection
+        self._outbox.put(ch, tag=connection)
+
+    def _write_out(self, data: bytes, tag: int = 0) -> None:
+        with self._lock:
+            client = self._client if tag == self._connection else None
         if client is not None:
             client.sendall(data)
 
@@ -338,6 +352,7 @@ class TcpGateway(_Bridge):
                 return
             client.settimeout(POLL_S)
             with self._lock:
+                self._connection += 1
                 self._client = client
             try:
                 self._pump(client)
