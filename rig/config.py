@@ -131,6 +131,13 @@ class DutConfig:
     meter_profile: Any = field(default=None, compare=False, repr=False)  # emulated: loaded
 
     @property
+    def supported_bauds(self) -> tuple[int, ...]:
+        """The rates the DUT supports: its profile's for an emulated DUT, else its one rate
+        (a black-box or agent DUT's other rates are what the baud scenarios find out)."""
+        bauds = getattr(self.meter_profile, "bauds", None)
+        return tuple(bauds) if bauds else (self.baud,)
+
+    @property
     def needs_tty(self) -> bool:
         """An outside program joins the simulated bus through a pty ({tty} in its command)."""
         return bool(self.command)

@@ -64,6 +64,8 @@ def test_baud_option_parametrises_the_baud_fixture(pytester):
             assert parse_bauds("all", 2400)[0] == 300
             assert parse_bauds(None, 2400) == [2400]
             assert parse_bauds("9600,2400,9600", 2400) == [9600, 2400]
+            assert parse_bauds("dut", 2400, (9600, 300, 2400)) == [300, 2400, 9600]
+            assert parse_bauds("dut", 2400) == [2400]
     """)
     pytester.runpytest().assert_outcomes(passed=1)
     pytester.makepyfile(test_ids="""
@@ -259,3 +261,12 @@ def test_root_conftest_registers_the_plugin_with_autoload_disabled(pytester, mon
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     result = pytester.runpytest_subprocess("--rig", "sim", "-p", "no:cacheprovider", *extra)
     result.assert_outcomes(passed=1)
+
+
+def test_baud_dut_runs_the_baud_scenarios_at_every_rate_the_dut_supports(pytester):
+    pytester.makepyfile(test_rates="""
+        def test_at(baud, dut):
+            assert baud in dut.profile.bauds
+    """)
+    result = pytester.runpytest("--rig", "sim", "--baud", "dut", "-q")
+    result.assert_outcomes(passed=3)  # the built-in heat meter: 300, 2400 and 9600 Bd

@@ -32,11 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "run", help="run the conformance suite; write allure results, JUnit XML, report.html",
         description="Run the M-Bus conformance suite against a rig and write DIR/allure-results, "
                     "DIR/junit.xml and DIR/report.html. Arguments after -- go to pytest "
-                    "(e.g. -- -k addressing -n 2 --baud all).")
+                    "(e.g. -- -k addressing -n 2).")
     parser.add_argument("--rig", default="sim", metavar="sim|FILE",
                         help="the rig: 'sim' (built-in simulated rig, default) or a rig file")
     parser.add_argument("--report", default="mbus-report", metavar="DIR", type=Path,
                         help="where the reports go (default: ./mbus-report)")
+    parser.add_argument("--baud", default="dut", metavar="B[,B...]|all|dut",
+                        help="rates for the baud-dependent scenarios: one, a comma list, 'all', "
+                             "or 'dut' (default: every rate the DUT supports)")
     parser.add_argument("--no-html", action="store_true",
                         help="skip the HTML report (allure results and JUnit XML only)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST ARGS",
@@ -63,9 +66,9 @@ def _plugin_args() -> list[str]:
     return args
 
 
-def pytest_command(rig: str, report: Path, extra: list[str]) -> list[str]:
+def pytest_command(rig: str, report: Path, extra: list[str], baud: str = "dut") -> list[str]:
     report = report.resolve()
-    return [sys.executable, "-m", "pytest", str(suite_path()), "--rig", rig,
+    return [sys.executable, "-m", "pytest", str(suite_path()), "--rig", rig, "--baud", baud,
             f"--alluredir={report / 'allure-results'}", "--clean-alluredir",
             f"--junitxml={report / 'junit.xml'}", *_plugin_args(), *extra]
 
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         report.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HardwareError(f"--report {report}: cannot create it ({exc.strerror})") from None
-    status = _run_pytest(pytest_command(rig, report, extra))
+    status = _run_pytest(pytest_command(rig, report, extra, args.baud))
     results = report / "allure-results"
     print(f"mbus-rig run: JUnit XML: {report / 'junit.xml'}")
     print(f"mbus-rig run: allure results: {results}")
