@@ -145,8 +145,8 @@ def test_flagged_char_is_garbled_and_offset_second_ack_is_collision() -> None:
     # a second E5 late in the response window is still heard
     send = link.start(snd_nke(5), 1.0)
     end = send.not_before + 5 * CT
-    late = end + response_window(BAUD)[1] - CT
-    (event,) = run_attempt(link, [RxChar(0xE5, end + 0.01), RxChar(0xE5, late)], sent_at=end)
+    (late,) = rx(b"\xe5", end + response_window(BAUD)[1], BAUD)  # starts at the window's end
+    (event,) = run_attempt(link, [RxChar(0xE5, end + 0.01), late], sent_at=end)
     assert isinstance(event, Collision)
 
 
@@ -155,8 +155,10 @@ def test_listening_covers_window_and_answer_transmission() -> None:
     send = link.start(req_ud2(5), 0.0)
     end = send.not_before + 5 * CT
     link.sent(end)
-    assert link.next_deadline == pytest.approx(end + response_window(BAUD)[1])
-    chars = answer_at(RSP, end, delay=response_window(BAUD)[1] - CT)
+    # the latest answer starts at the window's end; its first character is received a
+    # character time later
+    assert link.next_deadline == pytest.approx(end + response_window(BAUD)[1] + CT)
+    chars = answer_at(RSP, end, delay=response_window(BAUD)[1])
     for ch in chars:
         link.receive(ch)
     deadline = link.next_deadline
@@ -164,7 +166,27 @@ def test_listening_covers_window_and_answer_transmission() -> None:
     events = link.poll(deadline)
     assert isinstance(events[0], Answer) and events[0].frame == LongFrame(0x08, 5, 0x72, bytes(12))
     attempt = events[0].attempt
-    assert attempt.response_delay == pytest.approx(response_window(BAUD)[1] - CT)
+    assert attempt.response_delay == pytest.approx(response_window(BAUD)[1])
+
+
+@pytest.mark.parametrize("rate", [300, 2400, 9600])
+@pytest.mark.parametrize("request_", [snd_nke(5), req_ud2(5)], ids=["E5", "RSP_UD"])
+def test_answer_starting_at_the_end_of_the_window_is_heard(rate: int, request_: Request) -> None:
+    # a slave may start its answer up to 330 bit times + 50 ms after the request: listening
+    # must last until that answer's first character has been received (its stop-bit sample)
+    link = MasterLink(rate, retries=0)
+    send = link.start(request_, 0.0)
+    end = send.not_before + len(send.data) * char_time(rate)
+    data = b"\xe5" if request_.kind == "snd_nke" else RSP
+    chars = rx(data, end + response_window(rate)[1], rate)
+    link.sent(end)
+    deadline = link.next_deadline
+    assert deadline is not None and deadline >= chars[0].time  # still listening then
+    (event,) = run_attempt(link, chars, sent_at=end)
+    assert isinstance(event, Ack if request_.kind == "snd_nke" else Answer)
+    assert event.attempt.response_delay == pytest.approx(response_window(rate)[1])
+    # and the next frame waits for the idle line after the answer's last character
+    assert link.start(snd_nke(5), 0.0).not_before >= chars[-1].time + inter_frame_idle(rate)
 
 
 def test_response_delay_and_first_char_time() -> None:
@@ -247,7 +269,7 @@ def test_response_timeout_setting_replaces_the_window() -> None:
     send = link.start(snd_nke(5), 0.0)
     end = send.not_before + 5 * CT
     link.sent(end)
-    assert link.next_deadline == pytest.approx(end + 0.5)
+    assert link.next_deadline == pytest.approx(end + 0.5 + CT)  # + the first character
     link.abort()
     with pytest.raises(ValueError, match="response timeout"):
         link.response_timeout = 0.0

@@ -331,3 +331,129 @@ def test_bit_aligned_population_on_the_simulated_bus() -> None:
     finally:
         bus.close()
     assert {str(s) for s in result.found} == {str(p.secondary) for p in profiles}
+
+
+# --- late but legal response delays (simulated bus, emulated meters) ------------------------
+
+LATE_DELAYS_2400 = (0.010, 0.120, 0.175, 0.185)
+"""Response delays at 2400 Bd, the last ones near the end of the window (4.6 .. 187.5 ms)."""
+PREFIX_IDS = (12345670, 12345671, 12345601, 22345671)
+"""Distinct IDs sharing prefixes and suffixes (the search has to split several levels)."""
+
+
+def window_delays(baud: int) -> list[float]:
+    """LATE_DELAYS_2400 placed at the same points of ``baud``'s response window, and the
+    window's very end (the latest legal answer start)."""
+    from protocol.timing import response_window
+
+    low, high = response_window(2400)
+    lo, hi = response_window(baud)
+    return [lo + (d - low) / (high - low) * (hi - lo) for d in LATE_DELAYS_2400] + [hi]
+
+
+def sim_search(baud: int, delays: list[float], ids: tuple[int, ...], name: str
+               ) -> tuple[set[SecondaryAddress], set[SecondaryAddress], object, object]:
+    """Search a simulated bus of heat meters with ``ids`` answering after ``delays``; return
+    (found, expected, result, master trace)."""
+    import dataclasses
+
+    from hardware.serial_port import SerialBusPort
+    from hardware.sim import SimBus, Simulation, VirtualClock
+    from hardware.sim.meter import add_meters
+    from hardware.trace import Trace
+    from protocol.meter import heat_meter_profile
+
+    base = heat_meter_profile()
+    profiles = [dataclasses.replace(base, id=id_, address=0, baud=baud, response_delay=delay,
+                                    name=f"m{id_}") for id_, delay in zip(ids, delays, strict=True)]
+    sim = Simulation(seed=3)
+    bus = SimBus(sim, master_baud=baud, name=name)
+    try:
+        add_meters(bus, profiles)
+        port = SerialBusPort(f"mbussim://{name}", VirtualClock(sim), baud=baud)
+        trace = Trace()
+        master = Master(port, VirtualClock(sim), retries=0, trace=trace)
+        result = master.search_secondary()
+    finally:
+        bus.close()
+    return set(result.found), {p.secondary for p in profiles}, result, trace
+
+
+def master_overlaps(trace: object) -> list[str]:
+    """Slave characters on the line while the master sent, or less than the inter-frame
+    idle before it began a frame (the master did not wait for an answer still arriving)."""
+    from hardware.trace import Trace
+    from protocol.timing import char_time, inter_frame_idle
+
+    assert isinstance(trace, Trace)
+    assert any(e.direction == "S>M" for e in trace.entries)  # slaves answered
+    frames: list[tuple[float, float, int]] = []  # master frames: (start, end, baud)
+    for entry in sorted((e for e in trace.entries if e.direction == "M>S"), key=lambda e: e.time):
+        start = entry.time - char_time(entry.baud)  # a sent character's time is its end
+        if frames and start <= frames[-1][1] + 1e-9:
+            frames[-1] = (frames[-1][0], entry.time, entry.baud)
+        else:
+            frames.append((start, entry.time, entry.baud))
+    bad: list[str] = []
+    for entry in trace.entries:
+        if entry.direction != "S>M":
+            continue
+        # a received character's time is its stop-bit sample, half a bit before its end
+        end = entry.time + 0.5 / entry.baud
+        begin = end - char_time(entry.baud)
+        bad += [f"slave character {begin:.4f}..{end:.4f} s, master frame {start:.4f}..{stop:.4f} s"
+                for start, stop, baud in frames
+                if begin < stop and end > start - inter_frame_idle(baud)]
+    return bad
+
+
+@pytest.mark.parametrize("rate", [300, 2400, 9600])
+def test_late_but_legal_slaves_are_all_found(rate: int) -> None:
+    """Slaves answering anywhere inside the response window (up to its very end) are found;
+    two of them at different delays collide instead of hiding one; no probe starts while an
+    answer may still be arriving."""
+    delays = window_delays(rate)
+    ids = (*PREFIX_IDS, 12345611)
+    found, expected, result, trace = sim_search(rate, delays, ids, f"late-search-{rate}")
+    assert found == expected
+    assert result.unresolved == ()  # type: ignore[attr-defined]
+    assert master_overlaps(trace) == []
+
+
+@pytest.mark.parametrize("rate", [300, 2400, 9600])
+def test_single_slave_answering_at_the_end_of_the_window_is_found(rate: int) -> None:
+    from protocol.timing import response_window
+
+    found, expected, _, trace = sim_search(rate, [response_window(rate)[1]], (12345678,),
+                                           f"late-single-{rate}")
+    assert found == expected
+    assert master_overlaps(trace) == []
+
+
+def test_early_and_latest_slave_collide_on_the_selection() -> None:
+    """An E5 at 4.6 ms and one at 187.5 ms (2400 Bd) are two answers: a collision."""
+    from protocol.link.master import snd_ud as link_snd_ud
+    from protocol.timing import response_window
+
+    low, high = response_window(2400)
+    import dataclasses
+
+    from hardware.serial_port import SerialBusPort
+    from hardware.sim import SimBus, Simulation, VirtualClock
+    from hardware.sim.meter import add_meters
+    from protocol.meter import heat_meter_profile
+
+    base = heat_meter_profile()
+    sim = Simulation(seed=3)
+    bus = SimBus(sim, master_baud=2400, name="late-collision")
+    try:
+        add_meters(bus, [dataclasses.replace(base, id=12345670 + i, address=0, name=f"m{i}",
+                                             response_delay=d)
+                         for i, d in enumerate((low, high))])
+        master = Master(SerialBusPort("mbussim://late-collision", VirtualClock(sim), baud=2400),
+                        VirtualClock(sim), retries=0)
+        exchange = master.run(link_snd_ud(253, CI.SELECTION, ALL.to_bytes(), retries=0))
+    finally:
+        bus.close()
+    assert exchange.outcome is Outcome.COLLISION
+    assert exchange.raw == b"\xe5\xe5"

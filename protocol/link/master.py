@@ -8,10 +8,13 @@ passes without one. Every attempt ends in exactly one outcome event (``Ack``, ``
 sent again (same bytes, so the same FCB).
 
 Listening: an attempt lasts until the response window has closed (latest answer start =
-``timing.response_window(baud)[1]`` after the request) and, once characters came, until the
-line has been idle for ``gap_limit`` after the last one (the answer's transmission time is
-thereby included). Listening to the whole window is what lets a second, later answer show
-up as a collision.
+``timing.response_window(baud)[1]`` after the request) plus one character time, so that the
+first character of an answer starting at the window's last moment is received (a character
+is only seen at its stop bit), and, once characters came, until the line has been idle for
+``gap_limit`` after the last one (the answer's transmission time is thereby included).
+Listening to the whole window is what lets a second, later answer show up as a collision,
+and the next frame waits for the inter-frame idle after whatever was heard, so the master
+never talks over a late answer.
 
 Classification of one attempt:
 
@@ -279,7 +282,7 @@ class MasterLink:
     @property
     def answer_window(self) -> float:
         """Latest start of an answer after the request: ``response_timeout`` when set, else
-        the standard's 330 bit times + 50 ms."""
+        the standard's 330 bit times + 50 ms (listening lasts one character time longer)."""
         if self.response_timeout is not None:
             return self.response_timeout
         return response_window(self.baud)[1]
@@ -335,7 +338,9 @@ class MasterLink:
         if self._request is None or self._request_end is None:
             return None
         window = self.answer_window
-        close = self._request_end + window
+        # an answer may start as late as the window's end: its first character is only
+        # received (stop-bit sample) most of a character time later
+        close = self._request_end + window + char_time(self.baud)
         if self._chars:
             close = max(close, self._chars[-1].time + self.gap_limit + char_time(self.baud))
         # a babbling bus must not keep the master listening: the longest frame with gaps
