@@ -215,6 +215,20 @@ def test_malformed_selection_changes_nothing() -> None:
     assert link.selected
 
 
+@pytest.mark.parametrize("id_bytes", [b"\x78\x56\x34\x1A", b"\xB8\x56\x34\x12", b"\x7C\x56\x34\x12"])
+def test_selection_with_a_to_e_id_digit_matches_nothing_and_deselects(id_bytes: bytes) -> None:
+    """An ID digit A-E is neither BCD nor a wildcard: no slave matches (wire input must not
+    crash the engine), and like any non-matching selection it deselects."""
+    link, _ = make(5, FakeMeter(identity=SEC))
+    feed(link, select("12345678FFFFFFFF"))
+    assert link.selected
+    rest = SEC.to_bytes()[4:]
+    assert transmits(feed(link, snd_ud(253, CI.SELECTION, id_bytes + rest), 1.0)) == []
+    assert not link.selected
+    fab_mask = SEC.to_bytes() + b"\x0C\x78" + b"\x1A\x00\x00\x00"
+    assert transmits(feed(link, snd_ud(253, CI.SELECTION, fab_mask), 2.0)) == []
+
+
 def test_enhanced_selection_without_fabrication_number_never_matches() -> None:
     link, _ = make(5, FakeMeter(identity=SEC, fabrication_number=None))
     assert transmits(feed(link, select("12345678FFFFFFFF", "FFFFFFFF"))) == []

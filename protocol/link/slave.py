@@ -434,7 +434,13 @@ class SlaveLink:
         if self._id_mismatch(data, msb_first):
             self.selected = False
             return []
-        mask = SelectionMask.from_bytes(data, msb_first=msb_first)
+        try:
+            mask = SelectionMask.from_bytes(data, msb_first=msb_first)
+        except ValueError:
+            # an ID or fabrication digit A-E is neither BCD nor a wildcard: no slave matches,
+            # and a selection that does not match deselects (EN 13757-3, selection)
+            self.selected = False
+            return []
         self.selected = mask.matches(
             self.app.identity, self.app.fabrication_number,
             nibble_wildcards=self.settings.nibble_wildcards,
