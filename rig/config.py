@@ -4,7 +4,7 @@ Everything is checked here, before anything touches hardware: a wrong file raise
 :class:`ConfigError` naming the file, the key and what is allowed. The built-in simulated rig
 (``--rig sim``) needs no file: :func:`builtin_sim_config`.
 
-Schema (see ``rig/examples/*.toml`` and docs/readme/rig.md)::
+Schema (see ``rig/examples/*.toml`` and README.md "Rig files")::
 
     name = "bench"                      # optional, shown in reports
     [master]  port = "/dev/ttyAMA0" | "mbussim://NAME" | "socket://host:port"

@@ -3,7 +3,7 @@
 Each file holds hexadecimal bytes as in the libmbus corpus ("68 3C 3C 68 08 ..."), one or
 more whole frames one after another (E5, short, control or long frames). For every frame one
 JSON object is printed on its own line (shape: protocol.app.json_view, documented in
-docs/readme/decode.md). A frame that does not decode gives one line on standard error naming
+README.md, "Decoding telegrams"). A frame that does not decode gives one line on standard error naming
 the file, the frame, the failed check and the byte offset (from the frame start); the rest of
 that file is skipped and the next file is read. Exit status 1 if anything failed.
 """
