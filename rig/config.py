@@ -8,7 +8,7 @@ Schema (see ``rig/examples/*.toml`` and README.md "Rig files")::
 
     name = "bench"                      # optional, shown in reports
     [master]  port = "/dev/ttyAMA0" | "mbussim://NAME" | "socket://host:port"
-              baud = 2400  echo = false  retries = 2
+              baud = 2400  echo = false  retries = 2  read_latency = 0.0
     [bus]     kind = "sim" | "real"   seed = 1
     [bus.sim] noise_rate = 0.0 ...      # simulated-bus parameters (sim only)
     [gpio]    backend = "sim" | "rpi" | "auto"
@@ -30,6 +30,7 @@ from hardware.lines import pin_advice
 from protocol.errors import ConfigError
 from protocol.fields import PRIMARY_MAX
 from protocol.identity import SecondaryAddress
+from protocol.link.master import MAX_READ_LATENCY
 from protocol.timing import BAUD_RATES
 
 Mode = Literal["sim", "loopback", "hardware"]
@@ -82,6 +83,7 @@ class MasterConfig:
     baud: int = DEFAULT_BAUD
     echo: bool = False
     retries: int = DEFAULT_RETRIES
+    read_latency: float = 0.0  # s; USB-serial masters deliver characters late, in chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,9 +320,15 @@ class _Table:
         return value
 
     def int_range(self, key: str, default: int, low: int, high: int) -> int:
-        value = int(self.get(key, int, default))
+        return int(self._in_range(key, int(self.get(key, int, default)), low, high))
+
+    def number_range(self, key: str, default: float, low: float, high: float) -> float:
+        return self._in_range(key, float(self.get(key, (int, float), default)), low, high)
+
+    def _in_range(self, key: str, value: float, low: float, high: float) -> float:
         if not low <= value <= high:
-            self.fail(key, f"{value} is out of range (allowed: {low}..{high})")
+            shown = int(value) if value == int(value) else value
+            self.fail(key, f"{shown} is out of range (allowed: {low}..{high})")
         return value
 
 
@@ -377,7 +385,7 @@ def _bus(t: _Table) -> BusConfig:
 
 
 def _master(raw: Any, source: str, bus: BusConfig) -> MasterConfig:
-    t = _Table(raw, source, "master", ("port", "baud", "echo", "retries"))
+    t = _Table(raw, source, "master", ("port", "baud", "echo", "retries", "read_latency"))
     default_port = SIM_URL_SCHEME + "sim" if bus.simulated else None
     port = t.get("port", str, default_port, required=default_port is None)
     if bus.simulated and not port.startswith(SIM_URL_SCHEME):
@@ -389,7 +397,8 @@ def _master(raw: Any, source: str, bus: BusConfig) -> MasterConfig:
         t.fail("port", "is empty (a device such as /dev/ttyAMA0 or a pyserial URL)")
     return MasterConfig(port=port, baud=t.baud("baud", DEFAULT_BAUD),
                         echo=bool(t.get("echo", bool, False)),
-                        retries=t.int_range("retries", DEFAULT_RETRIES, 0, MAX_RETRIES))
+                        retries=t.int_range("retries", DEFAULT_RETRIES, 0, MAX_RETRIES),
+                        read_latency=t.number_range("read_latency", 0.0, 0.0, MAX_READ_LATENCY))
 
 
 def _gpio(t: _Table, bus: BusConfig) -> GpioConfig:

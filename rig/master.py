@@ -184,11 +184,12 @@ class Master:
     """The rig's M-Bus master over one ``BusPort``."""
 
     def __init__(self, port: BusPort, clock: Clock, *, retries: int = DEFAULT_RETRIES,
-                 trace: Trace | None = None) -> None:
+                 trace: Trace | None = None, read_latency: float = 0.0) -> None:
         self.port = port
         self.clock = clock
         self.trace = trace
-        self.link = MasterLink(port.baud, retries=check_retries(retries))
+        self.link = MasterLink(port.baud, retries=check_retries(retries),
+                               read_latency=read_latency)
 
     # --- settings -----------------------------------------------------------------------------
 

@@ -309,7 +309,8 @@ class Rig:
         self.port = SerialBusPort(url, self.clock, baud=cfg.baud, echo=cfg.echo)
         self.guard.add("master port", self.port.close)
         trace = None if self.bus is not None else self.trace  # the sim bus taps the wire
-        self.master = Master(self.port, self.clock, retries=cfg.retries, trace=trace)
+        self.master = Master(self.port, self.clock, retries=cfg.retries, trace=trace,
+                             read_latency=cfg.read_latency)
         self.master.run = self._observed(self.master.run)
 
     def _observed(self, run: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -189,6 +189,36 @@ def test_answer_starting_at_the_end_of_the_window_is_heard(rate: int, request_: 
     assert link.start(snd_nke(5), 0.0).not_before >= chars[-1].time + inter_frame_idle(rate)
 
 
+def test_read_latency_extends_listening_and_the_gap_limit() -> None:
+    """A USB-serial master sees characters late and in chunks: with its read latency declared,
+    an E5 that starts at the window's end and is read 16 ms late is heard; without, it is not."""
+    rate, latency = 9600, 0.016
+
+    def outcome(read_latency: float) -> list[object]:
+        link = MasterLink(rate, retries=0, read_latency=read_latency)
+        send = link.start(snd_nke(5), 0.0)
+        end = send.not_before + len(send.data) * char_time(rate)
+        link.sent(end)
+        (e5,) = rx(b"\xe5", end + response_window(rate)[1], rate)
+        late = RxChar(e5.value, e5.time + latency)
+        events = list(link.poll(late.time - 1e-6))
+        if events:
+            return events  # the master gave up before the character was read
+        link.receive(late)
+        while not events:
+            deadline = link.next_deadline
+            assert deadline is not None
+            events = list(link.poll(deadline))
+        return events
+
+    assert isinstance(outcome(0.0)[0], NoAnswer)
+    assert isinstance(outcome(latency)[0], Ack)
+    assert MasterLink(rate, read_latency=latency).gap_limit == pytest.approx(
+        MasterLink(rate).gap_limit + latency)
+    with pytest.raises(ValueError, match="read latency"):
+        MasterLink(rate, read_latency=2.0)
+
+
 def test_response_delay_and_first_char_time() -> None:
     link = MasterLink(BAUD, retries=0)
     event = one(link, snd_nke(5), b"\xe5", 0.0)

@@ -49,6 +49,13 @@ def test_parity_and_bus_power_reach_a_dut_on_a_wire_but_not_through_a_pty():
     assert "parity" not in loop_caps and "power_fault" not in loop_caps  # ... the pty DUT can't feel it
 
 
+def test_read_latency_reaches_the_master(tmp_path):
+    rig_file = tmp_path / "rig.toml"
+    rig_file.write_text('[master]\nread_latency = 0.02\n')
+    assert load_config(rig_file).master.read_latency == pytest.approx(0.02)
+    assert load_config("sim").master.read_latency == 0.0
+
+
 def test_two_pi_example_is_the_real_rig():
     cfg = load_config(EXAMPLES / "two-pi.toml")
     assert cfg.master.port == "/dev/ttyAMA0" and cfg.master.echo
@@ -101,6 +108,8 @@ def _error(data, source="rig.toml") -> str:
     ({"colour": 1}, ["rig.toml", "colour", "unknown key", "allowed: name, master"]),
     ({"master": {"baud": 1000}}, ["master.baud", "1000", "300, 600"]),
     ({"master": {"retries": 12}}, ["master.retries", "0..9"]),
+    ({"master": {"read_latency": 5}}, ["master.read_latency", "0.0..1.0"]),
+    ({"master": {"read_latency": "16 ms"}}, ["master.read_latency", "a string"]),
     ({"master": {"echo": "yes"}}, ["master.echo", "must be a boolean"]),
     ({"master": {"port": "/dev/ttyUSB0"}}, ["master.port", "mbussim://"]),
     ({"bus": {"kind": "real"}}, ["master.port", "missing"]),

@@ -251,3 +251,11 @@ def test_loopback_agent_is_controlled_over_http(tmp_path):
 def test_loopback_example_file_is_valid():
     cfg = load_config(ROOT / "rig" / "examples" / "loopback.toml")
     assert cfg.mode == "loopback" and cfg.duts[0].kind == "agent"
+
+
+def test_master_read_latency_from_the_rig_file_reaches_the_master_engine():
+    cfg = config_from_dict({"master": {"read_latency": 0.016},
+                            "dut": [{"name": "m", "address": 5}]}, "usb.toml")
+    with Rig(cfg) as rig:
+        assert rig.master.link.read_latency == 0.016
+        assert rig.master.snd_nke(5).outcome.name == "ACK"

@@ -65,6 +65,8 @@ STOP_SAMPLE_BITS = BITS_PER_CHAR - 0.5
 MAX_FRAME_BYTES = 6 + 255
 """68 L L 68 + L bytes (C, A, CI, data) + CS 16."""
 MAX_RESPONSE_TIMEOUT = 60.0
+MAX_READ_LATENCY = 1.0
+"""The largest read latency a master setting may declare (seconds)."""
 MAX_RETRIES = 9
 DEFAULT_RETRIES = 2
 
@@ -249,9 +251,15 @@ class MasterLink:
     """Sans-I/O master: one exchange at a time, FCB per address, retries, classification."""
 
     def __init__(self, baud: int = 2400, *, retries: int = DEFAULT_RETRIES,
-                 gap_limit: float | None = None) -> None:
+                 gap_limit: float | None = None, read_latency: float = 0.0) -> None:
         self.retries = check_retries(retries)
         self._gap_setting = gap_limit
+        if not 0.0 <= read_latency <= MAX_READ_LATENCY:
+            raise ValueError(f"read latency {read_latency} s is not 0..{MAX_READ_LATENCY} s")
+        self.read_latency = read_latency
+        """How late the host may see a character after its stop bit (0 for a PL011 UART; a
+        USB-serial master delivers in chunks, e.g. every 16 ms with an FTDI chip): listening
+        and the tolerated gap inside an answer are that much longer."""
         self._response_timeout: float | None = None
         self._fcb: dict[int, bool] = {}
         self._last_activity = float("-inf")
@@ -274,10 +282,11 @@ class MasterLink:
 
     @property
     def gap_limit(self) -> float:
-        """Idle line tolerated inside an answer (default: twice the inter-frame idle)."""
+        """Idle line tolerated inside an answer (default: twice the inter-frame idle), plus
+        the read latency (characters read in chunks look like gaps)."""
         if self._gap_setting is not None:
-            return self._gap_setting
-        return 2 * inter_frame_idle(self.baud)
+            return self._gap_setting + self.read_latency
+        return 2 * inter_frame_idle(self.baud) + self.read_latency
 
     @property
     def answer_window(self) -> float:
@@ -340,12 +349,12 @@ class MasterLink:
         window = self.answer_window
         # an answer may start as late as the window's end: its first character is only
         # received (stop-bit sample) most of a character time later
-        close = self._request_end + window + char_time(self.baud)
+        close = self._request_end + window + char_time(self.baud) + self.read_latency
         if self._chars:
             close = max(close, self._chars[-1].time + self.gap_limit + char_time(self.baud))
         # a babbling bus must not keep the master listening: the longest frame with gaps
         hard = (self._request_end + window + frame_time(MAX_FRAME_BYTES, self.baud)
-                + 4 * self.gap_limit)
+                + 4 * self.gap_limit + self.read_latency)
         return min(close, hard)
 
     def receive(self, ch: RxChar) -> list[MasterEvent]:
