@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from .app import vif
 from .app.header import Header
 from .app.records import FUNCTIONS, Record
-from .app.telegram import encode_variable_data
+from .app.telegram import APPLICATION_ERRORS, encode_application_error, encode_variable_data
 from .chars import RxChar
 from .errors import ConfigError, FrameError
 from .fields import CI, PRIMARY_MAX
@@ -541,6 +541,9 @@ class ProfileApplication:
         self.resets: list[int | None] = []
         self.addresses: list[int] = []
         self._records = [tuple(build_record(r) for r in page.records) for page in profile.pages]
+        self.error_source: Callable[[], int | None] | None = None
+        """Asked once per new REQ_UD2: an application error code to answer with (CI 70)
+        instead of the next page, or None (MeterCore's armed ``application_error``)."""
         self._identity: tuple[MeterProfile, SecondaryAddress] = (profile, profile.secondary)
 
     @property
@@ -555,6 +558,9 @@ class ProfileApplication:
         return self.profile.fabrication_number
 
     def rsp_ud(self, page: int) -> RspUd:
+        code = self.error_source() if self.error_source is not None else None
+        if code is not None:  # EN 13757-3: CI 70, one error byte, no header (no access number)
+            return RspUd(CI.APPLICATION_ERROR, encode_application_error(code))
         p = self.profile
         index = page % len(p.pages)
         more = index + 1 < len(p.pages)
@@ -591,17 +597,25 @@ FAULTS: dict[str, str] = {
     "truncated": "only the first `n` bytes of the answer frame are sent (default: half)",
     "wrong_address": "the answer frame carries A = `address` (default: own address + 1)",
     "wrong_c_field": "the answer frame carries C = `c` (default 0x48: RSP_UD with PRM set)",
+    "application_error": "a new REQ_UD2 is answered with an RSP_UD CI 70 holding error byte "
+                         "`code` (default 0; EN 13757-3: " + ", ".join(
+                             f"{code} {name}" for code, name in APPLICATION_ERRORS.items()
+                             if name != "reserved") + ") instead of the next telegram",
 }
 """Device-level faults :meth:`MeterCore.arm` takes; each wears off after ``count`` answers.
 corrupt_checksum, truncated, wrong_address and wrong_c_field act on answer frames only: an E5
-goes out unchanged and does not count."""
+goes out unchanged and does not count. application_error counts new REQ_UD2 only: the
+application answers CI 70 instead of the next page (the readout starts over at page 0
+afterwards); a repeat with the same FCB gets the same CI 70 answer and does not count."""
 
 FAULT_PARAMS: dict[str, dict[str, tuple[float, float]]] = {
     "corrupt_checksum": {}, "silence": {}, "late": {"delay": (0.0, 60.0)},
     "truncated": {"n": (1, 260)}, "wrong_address": {"address": (0, 255)},
-    "wrong_c_field": {"c": (0, 255)},
+    "wrong_c_field": {"c": (0, 255)}, "application_error": {"code": (0, 255)},
 }
 FRAME_ONLY = frozenset({"corrupt_checksum", "truncated", "wrong_address", "wrong_c_field"})
+APPLICATION_FAULTS = frozenset({"application_error"})
+"""Faults the application acts on (per new REQ_UD2), not the answer shaping."""
 
 DEVICE_DEFECTS: dict[str, str] = {
     "answers_too_early": "answers 5 bit times after the request (the minimum is 11)",
@@ -704,6 +718,7 @@ class MeterCore:
         self._device_defects: frozenset[str] = frozenset()
         self._echo = _Echo()
         self._uart_baud = profile.baud
+        self.app.error_source = self._take_application_error
         self.link = SlaveLink(self.app, slave_settings(profile))
         self.set_defects(defects)
 
@@ -744,6 +759,17 @@ class MeterCore:
     @property
     def armed(self) -> tuple[ArmedFault, ...]:
         return tuple(self._armed)
+
+    def _take_application_error(self) -> int | None:
+        """The armed application_error's code for this new REQ_UD2 (counted down), or None."""
+        for i, fault in enumerate(self._armed):
+            if fault.kind == "application_error":
+                if fault.remaining > 1:
+                    self._armed[i] = replace(fault, remaining=fault.remaining - 1)
+                else:
+                    del self._armed[i]
+                return int(fault.params.get("code", 0))
+        return None
 
     def set_defects(self, names: Iterable[str]) -> None:
         """Switch on exactly these defects (device-level and link-engine ones); ConfigError
@@ -838,7 +864,9 @@ class MeterCore:
         acting: list[ArmedFault] = []
         keep: list[ArmedFault] = []
         for fault in self._armed:
-            if is_frame or fault.kind not in FRAME_ONLY:
+            if fault.kind in APPLICATION_FAULTS:
+                keep.append(fault)
+            elif is_frame or fault.kind not in FRAME_ONLY:
                 acting.append(fault)
                 if fault.remaining > 1:
                     keep.append(replace(fault, remaining=fault.remaining - 1))

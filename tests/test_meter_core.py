@@ -173,6 +173,45 @@ def test_wrong_c_field_is_a_valid_frame_with_another_c(core: MeterCore, wire: Wi
     assert isinstance(frame, LongFrame) and frame.c == 0x5B and frame.a == 1
 
 
+def test_application_error_answers_ci70_for_count_new_readouts(core: MeterCore,
+                                                              wire: Wire) -> None:
+    core.arm("application_error", count=2, code=8)
+    ack = only_transmit(wire.send(snd_nke()))
+    assert ack.data == bytes((ACK,)) and core.armed[0].remaining == 2  # E5 does not count
+    first = telegram_of(only_transmit(wire.send(req_ud2(fcb=True))))
+    assert first.ci == CI.APPLICATION_ERROR and first.application_error == 8
+    assert first.application_error_name == "application busy"
+    repeat = telegram_of(only_transmit(wire.send(req_ud2(fcb=True))))  # same FCB: a repeat
+    assert repeat.application_error == 8 and core.armed[0].remaining == 1
+    assert telegram_of(only_transmit(wire.send(req_ud2(fcb=False)))).application_error == 8
+    assert core.armed == ()
+    normal = telegram_of(only_transmit(wire.send(req_ud2(fcb=True))))
+    assert normal.ci == CI.RSP_VARIABLE and normal.header is not None
+    assert normal.header.access_number == 0  # the CI 70 answers carried no access number
+
+
+def test_application_error_defaults_to_code_0_and_mixes_with_frame_faults(
+        core: MeterCore, wire: Wire) -> None:
+    core.arm("application_error")
+    core.arm("wrong_address", address=9)
+    frame = decode(only_transmit(wire.send(req_ud2())).data)
+    assert isinstance(frame, LongFrame) and frame.a == 9
+    assert frame.ci == CI.APPLICATION_ERROR and frame.data == b"\x00"
+    assert core.armed == ()
+
+
+def test_application_error_on_a_multi_telegram_readout_starts_it_over() -> None:
+    core = MeterCore(load_profile(shipped_profile("multi-telegram")))
+    wire = Wire(core)
+    wire.send(snd_nke(5))
+    assert telegram_of(only_transmit(wire.send(req_ud2(5, True)))).more_records_follow
+    core.arm("application_error", code=3)
+    error = telegram_of(only_transmit(wire.send(req_ud2(5, False))))
+    assert error.application_error == 3
+    again = telegram_of(only_transmit(wire.send(req_ud2(5, True))))
+    assert max(r.storage for r in again.records) == 8  # page 0 again
+
+
 def test_disarm_drops_all_or_one_kind(core: MeterCore) -> None:
     core.arm("silence", count=3)
     core.arm("late", delay=1.0)
@@ -188,6 +227,9 @@ def test_disarm_drops_all_or_one_kind(core: MeterCore) -> None:
     ("truncated", {"n": 2.5}, "n=2.5 must be an integer 1..260"),
     ("silence", {"n": 1}, "unknown parameter 'n' (allowed: none)"),
     ("wrong_address", {"addr": 1}, "(allowed: address)"),
+    ("application_error", {"code": 256}, "code=256 must be an integer 0..255"),
+    ("application_error", {"code": 1.5}, "code=1.5 must be an integer 0..255"),
+    ("application_error", {"error": 1}, "unknown parameter 'error' (allowed: code)"),
 ])
 def test_arm_rejects_bad_requests(core: MeterCore, kind: str, params: dict[str, float],
                                   message: str) -> None:
@@ -200,7 +242,7 @@ def test_arm_rejects_a_bad_count(core: MeterCore) -> None:
     with pytest.raises(ConfigError, match="count 0 must be an integer >= 1"):
         core.arm("silence", count=0)
     assert set(FAULTS) == {"corrupt_checksum", "silence", "late", "truncated",
-                           "wrong_address", "wrong_c_field"}
+                           "wrong_address", "wrong_c_field", "application_error"}
 
 
 # --- defects ---------------------------------------------------------------------------------
