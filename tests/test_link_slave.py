@@ -159,6 +159,21 @@ def test_req_ud1_ack_or_alarm() -> None:
     assert frame.c & 0x20  # ACD: class 1 data
 
 
+def test_rsp_ud_sets_acd_while_an_alarm_is_pending() -> None:
+    """EN 13757-2: ACD (C bit 5) in an RSP_UD = the slave has class 1 data (an alarm)."""
+    link, meter = make(5)
+    feed(link, short(NKE, 5))
+    (plain,) = req(link, 5, True)
+    assert decode(plain).c == 0x08
+    meter.alarm = 0x01
+    (flagged,) = req(link, 5, False, t=1.0)
+    frame = decode(flagged)
+    assert isinstance(frame, LongFrame) and frame.c == 0x28 and frame.ci == CI.RSP_VARIABLE
+    meter.alarm = None
+    (cleared,) = req(link, 5, True, t=2.0)
+    assert decode(cleared).c == 0x08
+
+
 # --- selection -----------------------------------------------------------------------------
 
 SEC = SecondaryAddress(12345678, KAM, 1, 4)
