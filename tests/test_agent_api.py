@@ -119,6 +119,22 @@ def test_arm_with_params_and_disarm(agent: Agent) -> None:
     assert agent.client.status()["armed"] == []
 
 
+def test_arm_application_error_over_http(agent: Agent) -> None:
+    agent.client.arm("application_error", count=1, code=9)
+    os.write(agent.master, frames.encode(frames.ShortFrame(0x7B, 1)))
+    answer = frames.decode(read_frame(agent.master))
+    assert isinstance(answer, frames.LongFrame) and answer.ci == 0x70 and answer.data == b"\x09"
+    assert agent.client.status()["armed"] == []
+    with pytest.raises(ConfigError, match=r"code=256 must be an integer 0\.\.255"):
+        agent.client.arm("application_error", code=256)
+
+
+def test_openapi_lists_every_fault_kind() -> None:
+    schema = json.loads(openapi_document())["paths"]["/faults"]["post"]["requestBody"]
+    kind = schema["content"]["application/json"]["schema"]["properties"]["kind"]
+    assert kind["enum"] == list(FAULTS)
+
+
 def test_defects_switch_on_and_off(agent: Agent) -> None:
     assert agent.client.set_defects({"answers_bad_checksum", "answers_too_late"})["defects"] == [
         "answers_bad_checksum", "answers_too_late"]
