@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocol.app import decode_telegram
-from protocol.fields import CI
+from protocol.fields import CI, CField
 from tests_hil import _wire as w
 from tests_hil._scenario import scenario
 
@@ -66,10 +66,14 @@ def test_status_byte(master, dut):
 
 @scenario(AREA, "app.alarm", needs=("primary", "req_ud1"), severity="normal",
           fails_when="REQ_UD1 draws no answer, something other than E5 or CI 71, or an alarm "
-                     "that is not the profile's")
+                     "that is not the profile's; or the RSP_UD's ACD bit disagrees with the "
+                     "alarm")
 def test_req_ud1_alarm(master, dut):
     """REQ_UD1 is answered with E5 when there is no alarm, or with an RSP_UD CI 71 holding
-    one alarm byte; what it is matches the DUT's profile where one is known."""
+    one alarm byte; what it is matches the DUT's profile where one is known. The access
+    demand bit (ACD, C field bit 5; EN 13757-2: the slave has class 1 data) of the next
+    REQ_UD2 answer is never set without an alarm, and is set (C 28/38) while the DUT's profile
+    states one."""
     ex = w.ask(master, w.req_ud1(dut.address, fcb=True))
     kind = w.outcome(ex)
     assert kind in ("ack", "frame"), f"REQ_UD1: expected E5 or CI 71, but {w.describe(ex)}"
@@ -80,8 +84,17 @@ def test_req_ud1_alarm(master, dut):
         alarm = telegram.alarm
         assert alarm is not None, "CI 71 answer without an alarm byte"
     profile = getattr(dut, "profile", None)
-    if profile is not None and hasattr(profile, "alarm"):
+    known = profile is not None and hasattr(profile, "alarm")
+    if known:
         assert alarm == profile.alarm, f"alarm {alarm}, the profile says {profile.alarm}"
+    frame = w.fresh_answer(master, dut.address, "REQ_UD2 after REQ_UD1")
+    acd = CField(frame.c).acd
+    if alarm is None:
+        assert not acd, (f"RSP_UD C field {frame.c:02X} has ACD (class 1 data) set, but "
+                         f"REQ_UD1 found no alarm")
+    elif known:
+        assert acd, (f"RSP_UD C field {frame.c:02X} lacks ACD while alarm {alarm:02X} is "
+                     f"pending (expected C {frame.c | 0x20:02X})")
 
 
 @scenario(AREA, "app.errors", needs=("primary",), severity="minor",
@@ -99,3 +112,30 @@ def test_unknown_ci_is_handled(master, dut):
         assert telegram.application_error in (0, 1), (
             f"application error {telegram.application_error} for an unknown CI (0 or 1 expected)")
         w.expect_answer(master, w.req_ud2(dut.address, fcb=True), "REQ_UD2 after the error")
+
+
+@pytest.mark.parametrize("code", [1, 8])
+@scenario(AREA, "app.errors", needs=("primary", "control"), severity="normal",
+          fails_when="an RSP_UD CI 70 does not decode to its application error code, or the "
+                     "DUT does not return to normal telegrams after it")
+def test_application_error_is_decoded_and_clears(master, dut, code):
+    """The DUT is made to answer one REQ_UD2 with an application error (RSP_UD CI 70, one
+    error byte: 1 "unimplemented CI", 8 "application busy"); the master decodes it as that
+    error, and the next REQ_UD2 gets a normal data telegram again."""
+    master.snd_nke(dut.address)
+    dut.control.arm("application_error", 1, code=code)
+    try:
+        error = master.req_ud2(dut.address).telegram
+    finally:
+        dut.control.disarm()
+    assert error is not None, "REQ_UD2 answered with E5, not an RSP_UD"
+    assert error.ci == CI.APPLICATION_ERROR, f"CI {error.ci:02X}, not 70 (application error)"
+    assert error.application_error == code, (
+        f"application error {error.application_error}, armed {code}")
+    normal = master.req_ud2(dut.address).telegram
+    assert normal is not None, "REQ_UD2 after the error answered with E5, not data"
+    assert normal.ci != CI.APPLICATION_ERROR and normal.application_error is None, (
+        f"REQ_UD2 after the error: still CI {normal.ci:02X} "
+        f"(error {normal.application_error})")
+    assert normal.records or normal.header is not None, (
+        f"REQ_UD2 after the error: CI {normal.ci:02X} carries no data")
