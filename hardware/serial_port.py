@@ -7,9 +7,11 @@ across pyserial's reconfigurations, and decodes the marks: ``FF 00 b`` is a char
 received with a parity (or framing: the kernel marks both alike) error, ``FF FF`` is a real
 ``FF``. The simulated bus's ``mbussim://`` port reports errors the same way.
 
-Reads take one character at a time with ``timeout = deadline - clock.now()``, so on the
-simulated bus's virtual clock the receive time stamped on each character is exact; on a real
-UART it is when the character reached Python.
+Reads take one character at a time with ``timeout = deadline - clock.now()`` and stamp it
+with the clock. On a real UART that is when the character reached Python: one that waited in
+the driver (e.g. while :meth:`SerialBusPort.write` drained the master's frame) is stamped
+late, since a tty keeps no receive times. A port that knows them (``mbussim://``: its
+``last_read_age()``) gets them back-dated to their stop-bit sample on the wire.
 
 Characters with deliberately wrong parity (``WireBytes.bad_parity``) go out through the
 port's ``write_wire`` when it has one (the simulated bus), else by draining, switching the
@@ -313,13 +315,23 @@ class SerialBusPort:
             raw = self._read_byte(remaining)
             if not raw:
                 continue
-            now = self._clock.now()
+            now = self._received_time()
             if not self.parmrk:
                 self._ready.append(RxChar(raw[0], now))
                 continue
             for value, flagged in self._decoder.feed(raw[0]):
                 self._ready.append(RxChar(value, now, parity_error=flagged))
         return self._ready.pop(0)
+
+    def _received_time(self) -> float:
+        """When the byte just read was received: now, less its age if the port knows it."""
+        now = self._clock.now()
+        age = getattr(self._ser, "last_read_age", None)
+        if callable(age):
+            seconds = age()
+            if isinstance(seconds, (int, float)) and seconds > 0:
+                now -= seconds
+        return now
 
     def _read_byte(self, timeout: float) -> bytes:
         if self._fd is not None:

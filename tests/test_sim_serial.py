@@ -183,3 +183,30 @@ def test_closed_bus_name_is_gone() -> None:
     bus.close()
     with pytest.raises(serial.SerialException, match="no simulated bus named 'ser14'"):
         serial.serial_for_url("mbussim://ser14", parity="E")
+
+
+def test_master_sending_over_a_late_answer_gets_each_slave_char_once_at_its_stop_sample() -> None:
+    """The master starts its next frame while the slave still answers: every slave character
+    is in the bus trace once, and the port stamps it with its stop-bit sample time (as the
+    simulated UART received it), not with the end of the master's write."""
+    sim = Simulation()
+    bus = SimBus(sim, name="ser-overlap")
+    port = SerialBusPort("mbussim://ser-overlap", VirtualClock(sim), baud=2400)
+    answers = iter([RSP])
+    ScriptedSlave(bus.add_slave("a"), lambda raw: next(answers, None), delay=0.05)
+    end = port.write(REQ)
+    ct = 11 / 2400
+    first_char = end + 0.05 + ct
+    sim.run_until(first_char + 3 * ct)  # three slave characters in
+    second_end = port.write(REQ)  # the master talks over the rest of the answer
+    assert second_end < first_char + (len(RSP) - 1) * ct  # really overlapping
+    got: list[RxChar] = []
+    while (ch := port.read_char(second_end + 1.0)) is not None:
+        got.append(ch)
+    s2m = [e for e in bus.trace.entries if e.direction == "S>M"] if bus.trace else []
+    assert [e.value for e in s2m] == list(RSP)
+    assert {e.source for e in s2m} == {"a"}
+    assert [ch.value for ch in got] == list(RSP)
+    assert [ch.time for ch in got] == pytest.approx([e.time for e in s2m])
+    m2s = [e for e in bus.trace.entries if e.direction == "M>S"] if bus.trace else []
+    assert bytes(e.value for e in m2s) == REQ + REQ

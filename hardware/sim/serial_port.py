@@ -6,6 +6,10 @@ of the :class:`~hardware.sim.bus.SimBus` registered as NAME. Reads, read timeout
 :class:`~hardware.sim.realtime.RealTimeRunner` drives it). Received characters come out as a
 Linux tty with ``INPCK|PARMRK`` delivers them (MBUS.md "Character and physical layer"): a
 character with a parity or framing error as ``FF 00 b``, a real ``FF`` as ``FF FF``.
+Unlike a tty, the port remembers when each character was received (its stop-bit sample on
+the bus): :meth:`SimSerial.last_read_age` tells :class:`hardware.serial_port.SerialBusPort`
+how long ago the last byte read arrived, so a character that waited in the buffer (while the
+master was writing and draining) is still stamped with its time on the wire.
 
 URL: ``mbussim://NAME`` (no options). The port must be opened 8E1 (``parity="E"``); the baud
 rate may be changed at any time (``port.baudrate = 9600``) and must be an M-Bus rate.
@@ -72,6 +76,9 @@ class SimSerial(SerialBase):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.bus: SimBus | None = None
         self._rx = bytearray()
+        self._rx_times: list[float] = []
+        """The bus time each byte of ``_rx`` was received (its character's stop-bit sample)."""
+        self._read_time: float | None = None
         self._last_rx = -math.inf
         super().__init__(*args, **kwargs)
 
@@ -95,7 +102,7 @@ class SimSerial(SerialBase):  # type: ignore[misc]
         except BaseException:
             self.close()
             raise
-        self._rx.clear()
+        self._clear_rx()
 
     def close(self) -> None:
         bus = self.bus
@@ -134,8 +141,22 @@ class SimSerial(SerialBase):  # type: ignore[misc]
     # --- data -----------------------------------------------------------------------------
 
     def _on_char(self, ch: RxChar) -> None:
-        self._rx += parmrk(ch)
+        data = parmrk(ch)
+        self._rx += data
+        self._rx_times.extend([ch.time] * len(data))
         self._last_rx = ch.time
+
+    def _clear_rx(self) -> None:
+        self._rx.clear()
+        self._rx_times.clear()
+        self._read_time = None
+
+    def last_read_age(self) -> float | None:
+        """Bus seconds since the last byte ``read`` returned was received (the stop-bit sample
+        of its character); None before any byte was read."""
+        if self._read_time is None or self.bus is None:
+            return None
+        return max(0.0, self.bus.sim.now() - self._read_time)
 
     @property
     def in_waiting(self) -> int:
@@ -162,6 +183,9 @@ class SimSerial(SerialBase):  # type: ignore[misc]
         with bus.sim.lock:  # the runner thread may be appending
             data = bytes(rx[:size])
             del rx[:size]
+            if data:
+                self._read_time = self._rx_times[len(data) - 1]
+                del self._rx_times[: len(data)]
         return data
 
     def _wait_virtual(self, size: int) -> None:
@@ -217,7 +241,7 @@ class SimSerial(SerialBase):  # type: ignore[misc]
     def reset_input_buffer(self) -> None:
         bus = self._need_open()
         with bus.sim.lock:
-            self._rx.clear()
+            self._clear_rx()
 
     def reset_output_buffer(self) -> None:
         bus = self._need_open()
