@@ -320,3 +320,29 @@ def test_mbussim_master_echo_is_dropped() -> None:
     sim, bus, port = sim_port("serialport-echo", echo=True)
     port.write(bytes.fromhex("10 40 05 45 16"))
     assert port.read_char(sim.now() + 0.2) is None
+
+
+class AgedLoop(LoopSerial):
+    """loop:// that says every byte read was received 0.25 s ago (as mbussim:// can)."""
+
+    def last_read_age(self) -> float:
+        return 0.25
+
+
+class FrozenClock:
+    def now(self) -> float:
+        return 100.0
+
+
+def test_a_port_that_knows_receive_times_back_dates_characters() -> None:
+    with SerialBusPort(AgedLoop("loop://"), FrozenClock(), baud=2400) as port:  # type: ignore[arg-type]
+        port.serial.write(b"\xe5\x10")
+        chars = [port.read_char(101.0), port.read_char(101.0)]
+    assert [(c.value, c.time) for c in chars if c is not None] == [(0xE5, 99.75), (0x10, 99.75)]
+
+
+def test_a_port_without_receive_times_stamps_with_the_clock() -> None:
+    with SerialBusPort("loop://", FrozenClock(), baud=2400) as port:  # type: ignore[arg-type]
+        port.serial.write(b"\xe5")
+        ch = port.read_char(101.0)
+    assert ch is not None and ch.time == 100.0
