@@ -45,8 +45,6 @@ try:
 except ImportError:  # not POSIX: no tty flags to set
     termios = None  # type: ignore[assignment]
 
-#: Prefixes of URLs whose port reports character errors as PARMRK marks without a tty.
-PARMRK_URL_PREFIXES = ("mbussim://",)
 MARK = 0xFF
 
 
@@ -148,8 +146,9 @@ class SerialBusPort:
             self._keep_parmrk_across_reconfigure()
             self._set_parmrk_flags()
         if parmrk is None:
-            parmrk = bool(getattr(self._ser, "parmrk", False)) or self._fd is not None or (
-                self.path.startswith(PARMRK_URL_PREFIXES))
+            # a tty gets PARMRK set on it; a port object that marks errors itself says so
+            # (the simulated bus's mbussim:// port has ``parmrk = True``)
+            parmrk = bool(getattr(self._ser, "parmrk", False)) or self._fd is not None
         self.parmrk = parmrk
 
     # --- opening ---------------------------------------------------------------------------

@@ -8,6 +8,9 @@ from __future__ import annotations
 BAUD_RATES: tuple[int, ...] = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)
 """Every baud rate EN 13757-2 allows."""
 
+DEFAULT_BAUD = 2400
+"""The most common factory rate (MBUS.md: many meters do only 300, 2400 and 9600)."""
+
 BITS_PER_CHAR = 11
 MIN_RESPONSE_BITS = 11
 """A slave answers no sooner than 11 bit times after the master's last stop bit."""

@@ -27,11 +27,12 @@ from typing import Any, Literal
 
 from hardware.config_file import read_toml
 from hardware.lines import pin_advice
+from hardware.sim.serial_port import SCHEME as SIM_SCHEME
 from protocol.errors import ConfigError
 from protocol.fields import PRIMARY_MAX
 from protocol.identity import SecondaryAddress
-from protocol.link.master import MAX_READ_LATENCY
-from protocol.timing import BAUD_RATES
+from protocol.link.master import DEFAULT_RETRIES, MAX_READ_LATENCY, MAX_RETRIES
+from protocol.timing import BAUD_RATES, DEFAULT_BAUD
 
 Mode = Literal["sim", "loopback", "hardware"]
 DutKind = Literal["emulated", "program", "black-box", "agent"]
@@ -71,10 +72,7 @@ SIM_PARAMETERS: dict[str, str] = {
     "power_up": "how long a slave needs once bus power returns, seconds",
 }
 
-SIM_URL_SCHEME = "mbussim://"
-DEFAULT_BAUD = 2400
-DEFAULT_RETRIES = 2
-MAX_RETRIES = 9
+SIM_URL_SCHEME = f"{SIM_SCHEME}://"
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,9 @@ MAX_RESPONSE_TIMEOUT = 60.0
 MAX_READ_LATENCY = 1.0
 """The largest read latency a master setting may declare (seconds)."""
 MAX_RETRIES = 9
+"""libmbus lets users set 0-9 retries; more only hides a broken bus."""
 DEFAULT_RETRIES = 2
+"""EN 13757-2 / MBUS.md "Timing": at most two retries after no or a garbled answer."""
 
 
 class Outcome(Enum):

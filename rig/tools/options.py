@@ -12,15 +12,10 @@ from collections.abc import Callable
 
 from protocol.fields import ADDRESS_SELECTED, BROADCAST_ANSWER, PRIMARY_MAX
 from protocol.identity import SecondaryAddress
-from protocol.link.master import MAX_RESPONSE_TIMEOUT
-from protocol.timing import BAUD_RATES
+from protocol.link.master import DEFAULT_RETRIES, MAX_RESPONSE_TIMEOUT, MAX_RETRIES
+from protocol.timing import BAUD_RATES, DEFAULT_BAUD
 
 DEVICE_ENV = "MBUS_RIG_DEVICE"
-DEFAULT_BAUD = 2400
-DEFAULT_RETRIES = 2
-"""EN 13757-2 / MBUS.md "Timing": at most two retries after no or a garbled answer."""
-MAX_RETRIES = 9
-"""libmbus lets users set 0-9 retries; more only hides a broken bus."""
 MAX_TIMEOUT_S = MAX_RESPONSE_TIMEOUT
 
 ADDRESS_HELP = "0-250 (primary), 253 (the slave selected by secondary address), 254 (broadcast)"
