@@ -26,7 +26,7 @@ from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_
 
 from protocol.chars import RxChar, WireBytes
 from protocol.errors import ConfigError
-from protocol.timing import BAUD_RATES, char_time
+from protocol.timing import BAUD_RATES, char_time, check_baud
 
 from .bus import SimBus
 from .registry import lookup
@@ -125,11 +125,8 @@ class SimSerial(SerialBase):  # type: ignore[misc]
         if not self.is_open or self.bus is None:
             return
         self._check_format()
-        if self._baudrate not in BAUD_RATES:
-            allowed = ", ".join(str(b) for b in BAUD_RATES)
-            raise ValueError(f"baud rate {self._baudrate!r} is not an M-Bus rate (allowed: {allowed})")
+        baud = int(check_baud(self._baudrate))
         bus = self.bus
-        baud = int(self._baudrate)
         if baud == bus.master.baud:
             return  # pyserial reconfigures on every timeout change: keep that cheap
 
