@@ -31,6 +31,7 @@ import errno
 import os
 import select
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -141,6 +142,9 @@ class SerialBusPort:
             self._ser = serial_obj_or_url
             self.path = _port_name(serial_obj_or_url)
             self._configure_object(baud)
+        age = getattr(self._ser, "last_read_age", None)
+        self._read_age: Callable[[], float] | None = age if callable(age) else None
+        """How long ago the byte just read arrived, from a port that knows (``mbussim://``)."""
         self._fd = self._tty_fd()
         if self._fd is not None:
             self._keep_parmrk_across_reconfigure()
@@ -325,9 +329,8 @@ class SerialBusPort:
     def _received_time(self) -> float:
         """When the byte just read was received: now, less its age if the port knows it."""
         now = self._clock.now()
-        age = getattr(self._ser, "last_read_age", None)
-        if callable(age):
-            seconds = age()
+        if self._read_age is not None:
+            seconds = self._read_age()
             if isinstance(seconds, (int, float)) and seconds > 0:
                 now -= seconds
         return now
