@@ -29,7 +29,7 @@ from protocol.app import decode_telegram, telegram_json
 from protocol.errors import MBusRigError
 from protocol.frames import ControlFrame, LongFrame
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "libmbus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "libmbus"
 CIS = [0x50, 0x51, 0x52, 0x56, 0x70, 0x71, 0x72, 0x73, 0x76, 0x77, 0x78, 0x7A, 0xB8, 0xBD]
 
 

@@ -1,4 +1,4 @@
-"""The rig's clock (DESIGN.md "The clock rule").
+"""The rig's clock (docs/design.md "The clock rule").
 
 Everything that waits or measures time asks a Clock. On hardware it is the monotonic wall
 clock; on the simulated bus it is virtual (``hardware.sim.clock.VirtualClock``): when the

@@ -10,7 +10,7 @@ The idea of building power control on a plain digital output is labgrid's
 ``DigitalOutputPowerDriver``; here the roles are M-Bus faults and every line has a healthy
 ("released") level that :meth:`FaultLines.safe_state` returns to on every exit path.
 
-Pin advice (MBUS.md "Hardware: the two-Pi rig"): use BCM 9-27, pulled down at reset, with an
+Pin advice (docs/mbus-facts.md "Hardware: the two-Pi rig"): use BCM 9-27, pulled down at reset, with an
 external pull-down and relays wired so that de-energised = healthy bus. GPIO 0/1 belong to
 the HAT ID EEPROM and 14/15 to the PL011 UART (GPIO14 toggles at boot): refused unless
 ``allow_reserved``. GPIO26 is the Master Hat's bus power switch: fine for ``bus_power_cut``,

@@ -1,6 +1,6 @@
 """A BusPort over any pyserial port: 8E1, parity errors visible, times from the rig's clock.
 
-MBUS.md "Character and physical layer": Linux drops characters with parity errors unless the
+docs/mbus-facts.md "Character and physical layer": Linux drops characters with parity errors unless the
 tty has ``INPCK|PARMRK`` (pyserial clears both, and ``ISTRIP``, every time it reconfigures
 the port). On a POSIX tty this port sets them on the file descriptor itself, keeps them set
 across pyserial's reconfigurations, and decodes the marks: ``FF 00 b`` is a character ``b``

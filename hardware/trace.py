@@ -1,5 +1,5 @@
 """The bus trace: every character with its time, direction, baud and error flags, grouped
-into frames and decoded (DESIGN.md "Traces, measurements, reports").
+into frames and decoded (docs/design.md "Traces, measurements, reports").
 
 The simulated bus tap and the real master port both feed one :class:`Trace`. A character's
 ``time`` is when it was complete (its stop-bit sample), on the rig's clock.

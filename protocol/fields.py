@@ -20,7 +20,7 @@ FUNCTION_MASK = 0x0F
 
 
 class Function(IntEnum):
-    """Link-layer functions as full C-field values with FCB=0 (MBUS.md "Frames")."""
+    """Link-layer functions as full C-field values with FCB=0 (docs/mbus-facts.md "Frames")."""
 
     SND_NKE = 0x40
     SND_UD = 0x53  # FCV=1; 0x73 with FCB=1
@@ -90,7 +90,7 @@ def c_field(function: int, *, fcb: bool = False) -> int:
     return int(function) | (FCB if fcb else 0)
 
 
-# --- CI field (EN 13757-3 table 2, MBUS.md) ------------------------------------------------
+# --- CI field (EN 13757-3 table 2, docs/mbus-facts.md) ------------------------------------------------
 
 
 class CI(IntEnum):
@@ -121,7 +121,7 @@ BAUD_BY_CI: dict[int, int] = {
 }
 CI_BY_BAUD: dict[int, int] = {baud: ci for ci, baud in BAUD_BY_CI.items()}
 
-# --- addresses (MBUS.md "Frames") ----------------------------------------------------------
+# --- addresses (docs/mbus-facts.md "Frames") ----------------------------------------------------------
 
 ADDRESS_UNCONFIGURED = 0
 PRIMARY_MIN = 1

@@ -1,4 +1,4 @@
-"""Incremental FT1.2 frame receiver (EN 13757-2; MBUS.md "Frames", "Timing").
+"""Incremental FT1.2 frame receiver (EN 13757-2; docs/mbus-facts.md "Frames", "Timing").
 
 A ``Framer`` takes received characters one at a time and yields ``FrameReceived`` for every
 well-formed frame and ``FrameRejected`` for everything else. It is what both the master and
@@ -20,14 +20,14 @@ Resynchronisation rules:
   whole, so data bytes of a corrupted answer (an ``E5`` among them) are never taken for frames.
 * An idle line longer than ``gap_limit`` between two characters of a frame drops the partial
   frame (``GapError``) and the new character is handled as if hunting; ``expire(now)`` does the
-  same when no character arrives at all (MBUS.md: a slave discards a partial frame after a
+  same when no character arrives at all (docs/mbus-facts.md: a slave discards a partial frame after a
   gap longer than the inter-frame idle).
 
 With ``idle_after_error`` set (the slave engine sets 33 bit times), the FT1.2 receiving
 rule of IEC 60870-5-1 applies on top: after a detected error (any rejected byte or frame) a
 start character counts only after at least that much idle line; bytes arriving sooner are
 rejected (``LineIdleError``) and restart the wait. A master leaves it off (it must tolerate
-slow slaves; MBUS.md "Timing").
+slow slaves; docs/mbus-facts.md "Timing").
 
 Gaps are measured between character end times (``RxChar.time``) minus ``char_time``, i.e. the
 idle line between the stop bit of one character and the start bit of the next; with

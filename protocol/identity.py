@@ -1,6 +1,6 @@
 """Slave identity: identification number (BCD), manufacturer code, version, medium.
 
-EN 13757-3 5.x / MBUS.md "Application layer": the ID is 8 BCD digits sent as 4 bytes LSB
+EN 13757-3 5.x / docs/mbus-facts.md "Application layer": the ID is 8 BCD digits sent as 4 bytes LSB
 first; the manufacturer is 3 letters packed as (c1-64)*1024 + (c2-64)*32 + (c3-64), sent as
 2 bytes little-endian (KAM = 0x2C2D, on the wire 2D 2C). The 8 bytes ID, manufacturer,
 version, medium are the secondary address (selection CI 52, EN 13757-2).
@@ -30,7 +30,7 @@ MEDIUM_NAMES: dict[int, str] = {
 def medium_name(medium: int) -> str:
     """Name of a medium byte (EN 13757-3:2013 table 3), "Reserved" when the table has none.
 
-    MBUS.md calls 06 "hot water"; the standard has 06 = warm water (30-90 degC) and
+    docs/mbus-facts.md calls 06 "hot water"; the standard has 06 = warm water (30-90 degC) and
     15 = hot water (>= 90 degC).
     """
     return MEDIUM_NAMES.get(medium, "Reserved")

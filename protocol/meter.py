@@ -1,7 +1,7 @@
 """The emulated meter: a profile (what the meter is and says), the application that answers
 from it, and :class:`MeterCore`, the slave link engine plus armed faults and defects.
 
-Sans-I/O (DESIGN.md "Devices under test"): MeterCore takes received characters and the time
+Sans-I/O (docs/design.md "Devices under test"): MeterCore takes received characters and the time
 and returns timed actions; the simulated bus (hardware/sim/meter.py) and the slave-Pi agent
 (TSS721A UART) bind the same core to a wire.
 """
@@ -42,7 +42,7 @@ DATA_TYPES: dict[str, int] = {
     "variable": 0xD, "bcd12": 0xE,
     "date": 0x2, "datetime": 0x4,
 }
-"""Data type names -> DIF data field code (MBUS.md "Application layer"); "date" is type G in
+"""Data type names -> DIF data field code (docs/mbus-facts.md "Application layer"); "date" is type G in
 int16, "datetime" type F in int32, "variable" is LVAR text (or BCD for an integer value)."""
 
 MAX_STORAGE = 2 ** 41 - 1  # 1 DIF bit + 4 bits in each of 10 DIFEs
@@ -96,7 +96,7 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
-    """Link-layer choices where meters differ (MBUS.md "Link-layer behaviour").
+    """Link-layer choices where meters differ (docs/mbus-facts.md "Link-layer behaviour").
 
     ``baud_fallback``: seconds without a valid frame at a new baud rate after which the meter
     falls back to the old one (None: never).

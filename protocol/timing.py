@@ -1,4 +1,4 @@
-"""Bit, character and response-window timing (EN 13757-2; MBUS.md "Timing").
+"""Bit, character and response-window timing (EN 13757-2; docs/mbus-facts.md "Timing").
 
 All times are in seconds. A character is 11 bit times (8E1: start, 8 data, parity, stop).
 """
@@ -9,7 +9,7 @@ BAUD_RATES: tuple[int, ...] = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)
 """Every baud rate EN 13757-2 allows."""
 
 DEFAULT_BAUD = 2400
-"""The most common factory rate (MBUS.md: many meters do only 300, 2400 and 9600)."""
+"""The most common factory rate (docs/mbus-facts.md: many meters do only 300, 2400 and 9600)."""
 
 BITS_PER_CHAR = 11
 MIN_RESPONSE_BITS = 11

@@ -213,7 +213,7 @@ class RigConfig:
 
 # --- the built-in simulated rig -------------------------------------------------------------
 
-#: GPIO lines of the built-in simulated rig: every fault role, on BCM 17-27 (MBUS.md: fault
+#: GPIO lines of the built-in simulated rig: every fault role, on BCM 17-27 (docs/mbus-facts.md: fault
 #: lines on BCM 9-27, not 14/15/26, active high with pull-downs).
 SIM_LINES: tuple[LineConfig, ...] = (
     LineConfig("bus_power_cut", 17, True, "bus power cut"),

@@ -1,6 +1,6 @@
 """Safe state on every exit path, and the lock that keeps two sessions off one rig.
 
-DESIGN.md "Hardware rig": fixture finalizers, atexit, SIGTERM/SIGINT handlers and the
+docs/design.md "Hardware rig": fixture finalizers, atexit, SIGTERM/SIGINT handlers and the
 ``mbus-rig safe-state`` command all end in the same safe state (every fault line released,
 outside DUT programs stopped); teardown is bounded in time (CI cancellation gives about 7 s
 between SIGTERM and SIGKILL).

@@ -43,7 +43,7 @@ from protocol.identity import manufacturer_code
 
 KAM = manufacturer_code("KAM")
 HEADER = Header(12345678, KAM, 1, 4, access_number=5, status=0, signature=0)
-TEST_FRAMES = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "libmbus" / "test-frames"
+TEST_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "data" / "libmbus" / "test-frames"
 
 
 def test_fixed_header_bytes():

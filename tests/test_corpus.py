@@ -1,4 +1,4 @@
-"""The libmbus corpus (shared/corpus/libmbus): every telegram, header and record.
+"""The libmbus corpus (tests/data/libmbus, vendored from libmbus): every telegram, header and record.
 
 Each test-frames/NAME.hex is decoded and compared with libmbus's NAME.norm.xml: header fields
 and, for every record, value and unit. Where this project follows EN 13757-3 and libmbus
@@ -31,7 +31,7 @@ from protocol.errors import (
 )
 from protocol.frames import ControlFrame, LongFrame
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "libmbus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "libmbus"
 TEST_FRAMES = CORPUS / "test-frames"
 
 # libmbus unit text -> this project's base unit text. The .norm.xml files say ISO-8859-1 but

@@ -12,7 +12,7 @@ import pytest
 
 from rig.cli import main
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "libmbus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "libmbus"
 ACW = CORPUS / "test-frames" / "ACW_Itron-BM-plus-m.hex"
 TOO_MANY_DIFE = CORPUS / "error-frames" / "too_many_dife.hex"
 

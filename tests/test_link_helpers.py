@@ -79,7 +79,7 @@ def make(address: int = 5, meter: FakeMeter | None = None, **settings: object) -
 
 
 def and_merge(answers: list[bytes]) -> list[tuple[int, bool]]:
-    """Bitwise AND of byte-aligned answers (MBUS.md collision model) -> (value, parity error).
+    """Bitwise AND of byte-aligned answers (docs/mbus-facts.md collision model) -> (value, parity error).
 
     A byte is flagged when the AND of the senders' parity bits is not the parity of the AND
     of their data bits; bytes only the longest answer has arrive clean.

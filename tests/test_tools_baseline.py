@@ -1,4 +1,4 @@
-"""The libmbus baseline of the benchmarks does what MBUS.md says libmbus does (and ours not):
+"""The libmbus baseline of the benchmarks does what docs/mbus-facts.md says libmbus does (and ours not):
 two slaves at one primary address are one device; hex digits of manufacturer, version and
 medium are never tried; a collision at the last mask position is dropped. Its timeouts are
 libmbus's fixed ones (3 x VTIME).

@@ -134,7 +134,7 @@ def render(entries: Iterable[Entry]) -> str:
         "before dropping baud switches to the same rate).",
         "",
         "Clause references name the part of EN 13757 and the topic; the facts are those of "
-        "MBUS.md (section numbers differ between editions and are not given). A scenario whose "
+        "docs/mbus-facts.md (section numbers differ between editions and are not given). A scenario whose "
         "capabilities the rig or DUT lack is skipped with the reason, never passed.",
         "",
         "| area | scenarios | cases at one rate |",

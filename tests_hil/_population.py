@@ -2,7 +2,7 @@
 
 A secondary search is hard where IDs share long prefixes, differ only in the last digit, or
 do not differ at all and only the manufacturer, version or medium tells them apart (the
-hex positions libmbus never searches, MBUS.md "What peers get wrong"). ``adversarial``
+hex positions libmbus never searches, docs/mbus-facts.md "What peers get wrong"). ``adversarial``
 builds such a population around the DUT's own secondary address, deterministically.
 """
 
@@ -78,7 +78,7 @@ def as_profiles(base: MeterProfile, secondaries: list[SecondaryAddress], *,
     number (real devices never share one; enhanced selection tells same-ID slaves apart),
     and its own response delay, spread evenly after the DUT's up to ``latest`` seconds.
 
-    Real slaves never answer in step to the bit; byte-aligned answers merge by AND (MBUS.md
+    Real slaves never answer in step to the bit; byte-aligned answers merge by AND (docs/mbus-facts.md
     "Character and physical layer") into what can be a valid frame, which only current
     sensing tells from one answer.
     """

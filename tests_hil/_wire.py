@@ -46,12 +46,12 @@ def snd_ud(address: int, ci: int, data: bytes = b"", *, fcb: bool = False) -> by
 
 
 def set_address_request(address: int, new: int) -> bytes:
-    """SND_UD CI 51, data 01 7A <new> (MBUS.md "Set primary address")."""
+    """SND_UD CI 51, data 01 7A <new> (docs/mbus-facts.md "Set primary address")."""
     return snd_ud(address, CI.SET_ADDRESS, encode_set_address(new))
 
 
 def baud_request(address: int, baud: int) -> bytes:
-    """SND_UD control frame with CI B8..BF (MBUS.md "Baud switch")."""
+    """SND_UD control frame with CI B8..BF (docs/mbus-facts.md "Baud switch")."""
     return snd_ud(address, baud_switch_ci(baud))
 
 

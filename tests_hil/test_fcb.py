@@ -1,5 +1,5 @@
 """FCB/FCV: a toggled FCB fetches the next telegram, a repeated one repeats the last, and
-SND_NKE starts over (MBUS.md "Link-layer behaviour")."""
+SND_NKE starts over (docs/mbus-facts.md "Link-layer behaviour")."""
 
 from __future__ import annotations
 

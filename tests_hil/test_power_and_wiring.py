@@ -20,7 +20,7 @@ AREA = "power and wiring"
 
 POWER_UP_LIMIT = 5.0
 """Seconds a slave may take to answer after bus power returns when its profile does not say
-(MBUS.md: real meters take up to about 5 s)."""
+(docs/mbus-facts.md: real meters take up to about 5 s)."""
 
 POWER_CUT = 1.0
 """Seconds of bus power cut: longer than any slave's hold-up, so the DUT loses power."""

@@ -1,7 +1,7 @@
 """The Raspberry Pi GPIO backend on the RPi.GPIO API.
 
 On a Pi 5, RPi.GPIO does not work; the ``rpi-lgpio`` package installs a module of the same
-name with the same API (MBUS.md "Hardware: the two-Pi rig"), so this backend serves both.
+name with the same API (docs/mbus-facts.md "Hardware: the two-Pi rig"), so this backend serves both.
 BCM numbering, warnings off (the rig releases pins it set up; a warning about a pin "already
 in use" from a previous crashed run is expected and harmless), and outputs are set up with
 their initial level so the pin never glitches through the other level.

@@ -2,7 +2,7 @@
 
 It behaves like a Raspberry Pi header seen from outside: an output drives its level, an input
 (or a released pin) reads whatever drives it from outside, or else its external pull
-resistor. The default pulls are the Pi's reset state (MBUS.md "Hardware: the two-Pi rig":
+resistor. The default pulls are the Pi's reset state (docs/mbus-facts.md "Hardware: the two-Pi rig":
 GPIO 0-8 pulled up, 9-27 pulled down), which is also what the rig's external pull-downs
 give on the fault lines. The simulated bus subscribes with :meth:`SimGpio.on_change` so a
 fault line switched here switches the fault on the simulated wire.

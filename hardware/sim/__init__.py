@@ -1,4 +1,4 @@
-"""The simulated M-Bus: a discrete-event, bit-level model of one segment (DESIGN.md
+"""The simulated M-Bus: a discrete-event, bit-level model of one segment (docs/design.md
 "The simulated bus"). See README.md, "The simulated bus".
 
 Importing this package lets ``serial.serial_for_url`` open ``mbussim://NAME`` URLs.

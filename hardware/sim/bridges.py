@@ -1,6 +1,6 @@
 """Bridges between the simulated bus (running in real time) and outside programs.
 
-DESIGN.md "Pseudo-terminal endpoints run the bus in real time so outside programs can join".
+docs/design.md "Pseudo-terminal endpoints run the bus in real time so outside programs can join".
 Every bridge runs on a :class:`~hardware.sim.realtime.RealTimeRunner`: bytes from outside go
 onto the bus through ``runner.call`` (sent from "now" at the endpoint's baud rate); characters
 the bus delivers to the endpoint are queued by the runner thread and written out by a writer

@@ -1,6 +1,6 @@
 """The simulated M-Bus segment: a master endpoint, up to 250 slave endpoints, physical faults.
 
-Two channels refine DESIGN.md's "AND of all senders" rule with the physics of MBUS.md
+Two channels refine docs/design.md's "AND of all senders" rule with the physics of docs/mbus-facts.md
 "Character and physical layer":
 
 * ``down`` (bus voltage): the master's characters. Every slave hears it.
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from hardware.gpio.backend import GpioBackend
 
 MAX_SLAVES = 250
-"""Unit loads on one segment (MBUS.md "Hardware: the two-Pi rig")."""
+"""Unit loads on one segment (docs/mbus-facts.md "Hardware: the two-Pi rig")."""
 HOLD_UP_S = 0.090
-"""TSS721A 3.3 V hold-up after bus loss, 47 uF at 1 mA (MBUS.md)."""
+"""TSS721A 3.3 V hold-up after bus loss, 47 uF at 1 mA (docs/mbus-facts.md)."""
 POWER_UP_S = 0.3
-"""TSS721A start-up once the bus returns, 47 uF (MBUS.md; real meters up to about 5 s)."""
+"""TSS721A start-up once the bus returns, 47 uF (docs/mbus-facts.md; real meters up to about 5 s)."""
 FAULT_ROLES = ("bus_power_cut", "slave_disconnect", "bus_short", "collision", "noise")
 """Output fault lines the bus follows (``hardware/lines.py`` roles); asserted = fault on."""
 INPUT_ROLES = ("slave_power_fail",)

@@ -1,4 +1,4 @@
-"""The virtual clock: the rig's Clock on the simulated bus (DESIGN.md "The clock rule").
+"""The virtual clock: the rig's Clock on the simulated bus (docs/design.md "The clock rule").
 
 ``sleep`` runs the simulation forward, so time advances only when the test thread waits;
 ``call_at`` schedules on the simulation. A 9 s readout at 300 baud costs milliseconds.

@@ -1,4 +1,4 @@
-"""The discrete-event core of the simulated bus (DESIGN.md "The clock rule").
+"""The discrete-event core of the simulated bus (docs/design.md "The clock rule").
 
 Time is virtual: it moves only inside :meth:`Simulation.run_until`, jumping from one event
 to the next. All randomness comes from ``Simulation.random`` (seeded), and events at equal

@@ -5,7 +5,7 @@ endpoint models the TSS721A) to the core, sends each ``Transmit`` at its time, a
 ``SetBaud`` after the transmission or at once, and polls the core at its deadlines (the
 baud-rate fallback).
 
-Power (EN 13757-2 / MBUS.md "Slave readiness"): when the endpoint reports that the device
+Power (EN 13757-2 / docs/mbus-facts.md "Slave readiness"): when the endpoint reports that the device
 lost its supply (after the TSS721A hold-up time), the core's link starts over
 (:meth:`MeterCore.power_lost`: profile address, profile baud rate, deselected, FCB
 expectation and readout page reset) and the UART goes back to the profile's rate. What

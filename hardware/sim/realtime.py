@@ -1,5 +1,5 @@
 """Running a simulation along the wall clock, for endpoints that outside programs join
-(pseudo-terminals, TCP): DESIGN.md "Pseudo-terminal endpoints run the bus in real time".
+(pseudo-terminals, TCP): docs/design.md "Pseudo-terminal endpoints run the bus in real time".
 
 The runner thread advances the simulation to the wall-clock time and sleeps until the next
 event (or ``max_step``). Other threads touch the simulation only through :meth:`call`, which

@@ -4,7 +4,7 @@ Like pyserial's ``serial/urlhandler/protocol_loop.py``, but the far end is the m
 of the :class:`~hardware.sim.bus.SimBus` registered as NAME. Reads, read timeouts, writes and
 ``flush`` run on the simulation's virtual time (or along the wall clock while a
 :class:`~hardware.sim.realtime.RealTimeRunner` drives it). Received characters come out as a
-Linux tty with ``INPCK|PARMRK`` delivers them (MBUS.md "Character and physical layer"): a
+Linux tty with ``INPCK|PARMRK`` delivers them (docs/mbus-facts.md "Character and physical layer"): a
 character with a parity or framing error as ``FF 00 b``, a real ``FF`` as ``FF FF``.
 Unlike a tty, the port remembers when each character was received (its stop-bit sample on
 the bus): :meth:`SimSerial.last_read_age` tells :class:`hardware.serial_port.SerialBusPort`

@@ -1,7 +1,7 @@
-"""Bit-level UART model of the simulated bus (DESIGN.md "The simulated bus").
+"""Bit-level UART model of the simulated bus (docs/design.md "The simulated bus").
 
 A sender's character is 11 bit-levels at its baud (start 0, 8 data bits LSB first, even
-parity, stop 1; MBUS.md "Character and physical layer"), kept as a :class:`CharRecord` on a
+parity, stop 1; docs/mbus-facts.md "Character and physical layer"), kept as a :class:`CharRecord` on a
 :class:`Channel`. A fault that holds the line at space is a :class:`Segment`. A receiver
 listens to a :class:`View`: the AND of the levels of some channels (idle = 1, any space
 wins). It waits for a falling edge, checks the start bit in its middle (a false start sends

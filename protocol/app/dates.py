@@ -8,7 +8,7 @@
 |      |       | b3, b4: as type G; b5: week 0-5, DST deviation 6-7                             |
 | J    | 3     | b0: second, b1: minute, b2: hour (time of day only)                             |
 
-year = ((b0 & E0) >> 5) | ((b1 & F0) >> 1) as MBUS.md says; 0-80 is 2000-2080, 81-127
+year = ((b0 & E0) >> 5) | ((b1 & F0) >> 1) as docs/mbus-facts.md says; 0-80 is 2000-2080, 81-127
 1981-2027 read as 19xx (the libmbus rule). Field values are formatted as sent, even when
 they make no calendar date (month 0 in an unset date gives "2000-00-00", as libmbus does).
 """

@@ -1,4 +1,4 @@
-"""Headers of RSP_UD telegrams (EN 13757-3 6.2, MBUS.md "Application layer").
+"""Headers of RSP_UD telegrams (EN 13757-3 6.2, docs/mbus-facts.md "Application layer").
 
 - CI 72 (76 = MSB first): 12-byte fixed header: ID 4 BCD, manufacturer 2, version, medium,
   access number, status, signature 2. In CI 76 the multi-byte fields come MSB first.

@@ -1,4 +1,4 @@
-"""Application payloads masters send (EN 13757-3 6.x, MBUS.md "Link-layer behaviour").
+"""Application payloads masters send (EN 13757-3 6.x, docs/mbus-facts.md "Link-layer behaviour").
 
 Used by the link layer (protocol/link: SlaveLink, SelectionMask) and the master
 (rig/master.py) so both ends build and read these bytes the same way.

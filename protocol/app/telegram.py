@@ -36,7 +36,7 @@ APPLICATION_ERRORS: dict[int, str] = {
     3: "too many records", 4: "premature end of record", 5: "more than 10 DIFEs",
     6: "more than 10 VIFEs", 7: "reserved", 8: "application busy", 9: "too many readouts",
 }
-"""CI 70 error byte (EN 13757-3, MBUS.md "Application layer")."""
+"""CI 70 error byte (EN 13757-3, docs/mbus-facts.md "Application layer")."""
 
 
 def application_error_name(code: int) -> str:

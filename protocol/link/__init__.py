@@ -1,6 +1,6 @@
 """EN 13757-2 link layer: slave and master engines, selection masks, secondary search.
 
-All sans-I/O (DESIGN.md): engines take received characters and the time, and return what to
+All sans-I/O (docs/design.md): engines take received characters and the time, and return what to
 send and what happened.
 """
 

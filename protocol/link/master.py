@@ -1,4 +1,4 @@
-"""The master link engine (EN 13757-2; MBUS.md "Timing", "Link-layer behaviour").
+"""The master link engine (EN 13757-2; docs/mbus-facts.md "Timing", "Link-layer behaviour").
 
 Sans-I/O in the style of h11: the driver (``rig.master.Master``) asks ``start(request, now)``
 for the bytes to send and when, reports with ``sent(end)`` when the last stop bit left, then
@@ -70,7 +70,7 @@ MAX_READ_LATENCY = 1.0
 MAX_RETRIES = 9
 """libmbus lets users set 0-9 retries; more only hides a broken bus."""
 DEFAULT_RETRIES = 2
-"""EN 13757-2 / MBUS.md "Timing": at most two retries after no or a garbled answer."""
+"""EN 13757-2 / docs/mbus-facts.md "Timing": at most two retries after no or a garbled answer."""
 
 
 class Outcome(Enum):

@@ -1,4 +1,4 @@
-"""Secondary-address search (sans-I/O): find every slave on the bus (MBUS.md "Link-layer",
+"""Secondary-address search (sans-I/O): find every slave on the bus (docs/mbus-facts.md "Link-layer",
 "What peers get wrong").
 
 The search yields probes and takes each probe's outcome:

@@ -1,4 +1,4 @@
-"""Secondary-address selection masks (EN 13757-3 selection, CI 52/56; MBUS.md "Link-layer").
+"""Secondary-address selection masks (EN 13757-3 selection, CI 52/56; docs/mbus-facts.md "Link-layer").
 
 A mask is written in libmbus's 16-hex-digit form (``mbus_frame_select_secondary_pack``):
 ID (8 digits), manufacturer (4, in wire order: KAM is ``2D2C``), version (2), medium (2),

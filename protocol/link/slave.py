@@ -1,4 +1,4 @@
-"""The slave link engine (EN 13757-2 link layer; MBUS.md "Frames", "Link-layer behaviour").
+"""The slave link engine (EN 13757-2 link layer; docs/mbus-facts.md "Frames", "Link-layer behaviour").
 
 ``SlaveLink`` is sans-I/O: feed it every received character (``receive``) and the time when
 nothing arrives (``poll``); it returns actions: ``Transmit(data, not_before)`` and

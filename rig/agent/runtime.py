@@ -6,7 +6,7 @@ core at its deadlines, sends each ``Transmit`` at its time and applies ``SetBaud
 from the HTTP threads (arm, defects, baud, reset) are queued to that thread and answered when
 it has run them, so the core is never touched by two threads.
 
-Power (MBUS.md "Hardware: the two-Pi rig"): the TSS721A's PF output says the bus supply
+Power (docs/mbus-facts.md "Hardware: the two-Pi rig"): the TSS721A's PF output says the bus supply
 failed. The Pi runs on, so the agent plays the meter's power loss itself: while PF is
 asserted the slave neither hears nor answers, and when it is released the core starts over
 (:meth:`MeterCore.power_lost`) and the UART returns to the profile's rate.

@@ -1,7 +1,7 @@
 """``mbus-rig read``: read a slave's data (REQ_UD2) and print its records.
 
 ``--all-telegrams`` follows a multi-telegram readout (DIF 1F: more records follow) with the
-FCB toggled for each next telegram and kept on a retry (EN 13757-2, MBUS.md "Link-layer
+FCB toggled for each next telegram and kept on a retry (EN 13757-2, docs/mbus-facts.md "Link-layer
 behaviour"); the link layer sends SND_NKE first so the first telegram is the first page.
 ``--json`` prints the decode JSON: one object per telegram, one per line, as ``mbus-rig
 decode`` does.

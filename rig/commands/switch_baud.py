@@ -1,5 +1,5 @@
 """``mbus-rig switch-baud``: switch a slave to another baud rate (control frame, CI B8..BF;
-EN 13757-2, MBUS.md "Baud switch"), then check that it answers at the new rate.
+EN 13757-2, docs/mbus-facts.md "Baud switch"), then check that it answers at the new rate.
 
 The slave acknowledges at the old rate and then switches; what it does when nothing valid
 follows at the new rate is vendor specific (some fall back after ~30 s). The command says

@@ -2,7 +2,7 @@
 
 Facts (libmbus 0.9, ``mbus-serial-scan``, ``mbus-serial-scan-secondary``,
 ``mbus_scan_2nd_address_range``, ``mbus_probe_secondary_address``, ``mbus_serial_recv_frame``;
-MBUS.md "What peers get wrong"):
+docs/mbus-facts.md "What peers get wrong"):
 
 - The tty is read with VMIN=0 and a fixed VTIME per baud rate (300: 1.3 s, 600: 0.8 s,
   1200: 0.5 s, 2400 and 4800: 0.3 s, 9600 and up: 0.2 s). A receive gives up after three

@@ -83,7 +83,7 @@ def check_mask_text(text: str) -> str:
     """Check the 16-hex-digit form of a selection mask; return it upper-cased.
 
     ID digits are BCD (0-9) or the wildcard F; manufacturer, version and medium are hex,
-    with FFFF / FF as their wildcards (EN 13757-2, MBUS.md "Secondary selection").
+    with FFFF / FF as their wildcards (EN 13757-2, docs/mbus-facts.md "Secondary selection").
     """
     t = "".join(text.split()).upper()
     if len(t) != 16:
