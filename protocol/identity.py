@@ -27,6 +27,42 @@ MEDIUM_NAMES: dict[int, str] = {
 }
 
 
+MEDIUM_BY_NAME: dict[str, int] = {
+    "other": 0x00, "oil": 0x01, "electricity": 0x02, "gas": 0x03, "heat": 0x04,
+    "steam": 0x05, "hot_water": 0x06, "water": 0x07, "heat_cost_allocator": 0x08,
+    "compressed_air": 0x09, "cooling_outlet": 0x0A, "cooling_inlet": 0x0B,
+    "heat_inlet": 0x0C, "heat_cooling": 0x0D, "bus": 0x0E, "unknown": 0x0F,
+    "cold_water": 0x16, "dual_water": 0x17, "pressure": 0x18, "ad_converter": 0x19,
+}
+"""Medium names accepted in profiles and rig files (a number 0-255 is accepted too)."""
+
+assert set(MEDIUM_BY_NAME.values()) <= set(MEDIUM_NAMES)
+
+
+def name_key(name: str) -> str:
+    """A name as a key: lower case, runs of other characters as one '_' ("Hot water" ->
+    "hot_water")."""
+    key = "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+    return "_".join(part for part in key.split("_") if part)
+
+
+def medium_of_text(text: str) -> int:
+    """A medium given as a name ("heat", "cold water"), a decimal number or 0x-hex.
+    Raises ValueError naming what is allowed."""
+    t = text.strip()
+    try:
+        value = int(t, 0)
+    except ValueError:
+        key = name_key(t)
+        if key not in MEDIUM_BY_NAME:
+            raise ValueError(f"medium {text!r} is not a medium name or number (allowed: "
+                             f"{', '.join(MEDIUM_BY_NAME)} or 0..255)") from None
+        return MEDIUM_BY_NAME[key]
+    if not 0 <= value <= 0xFF:
+        raise ValueError(f"medium {text!r} is out of range (allowed: 0..255)")
+    return value
+
+
 def medium_name(medium: int) -> str:
     """Name of a medium byte (EN 13757-3:2013 table 3), "Reserved" when the table has none.
 
@@ -125,6 +161,39 @@ class SecondaryAddress:
         except ValueError:
             raise ValueError(f"secondary address {text!r}: ID must be 8 decimal digits, "
                              f"then 8 hex digits of manufacturer, version, medium") from None
+
+    @classmethod
+    def parse_readable(cls, text: str) -> SecondaryAddress:
+        """Parse the readable form ``"12345678 ABC 1 heat"``: the ID (8 decimal digits), the
+        manufacturer's three letters, the version and the medium (a name such as ``heat`` or
+        ``cold_water``, or a number; version and medium numbers are decimal or 0x-hex)."""
+        parts = text.split()
+        if len(parts) != 4:
+            raise ValueError(f"secondary address {text!r}: expected ID, manufacturer letters, "
+                             f"version and medium (e.g. \"12345678 ABC 1 heat\")")
+        ident, letters, version, medium = parts
+        if not (ident.isdigit() and len(ident) <= 8):
+            raise ValueError(f"secondary address {text!r}: ID {ident!r} is not up to 8 "
+                             f"decimal digits")
+        try:
+            ver = int(version, 0)
+        except ValueError:
+            raise ValueError(f"secondary address {text!r}: version {version!r} is not a "
+                             f"number") from None
+        if not 0 <= ver <= 0xFF:
+            raise ValueError(f"secondary address {text!r}: version {ver} is out of range "
+                             f"(allowed: 0..255)")
+        return cls(int(ident), manufacturer_code(letters), ver, medium_of_text(medium))
+
+    @classmethod
+    def parse_any(cls, text: str) -> SecondaryAddress:
+        """Either form: the readable ``"12345678 ABC 1 heat"`` (its second word three
+        letters), else the 16 hex digits in wire order, spaces allowed
+        (``"12345678 2D2C 01 04"``)."""
+        parts = text.split()
+        if len(parts) == 4 and len(parts[1]) == 3 and parts[1].isalpha():
+            return cls.parse_readable(text)
+        return cls.parse("".join(parts))
 
     @property
     def manufacturer_letters(self) -> str:

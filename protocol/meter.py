@@ -22,7 +22,7 @@ from .chars import RxChar
 from .errors import ConfigError, FrameError
 from .fields import CI, PRIMARY_MAX
 from .frames import ACK, MAX_DATA, ControlFrame, LongFrame, ShortFrame, decode, encode
-from .identity import MEDIUM_NAMES, SecondaryAddress, manufacturer_code
+from .identity import SecondaryAddress, manufacturer_code, medium_of_text, name_key
 from .link.slave import DEFECTS as LINK_DEFECTS
 from .link.slave import (
     RspUd,
@@ -45,23 +45,16 @@ DATA_TYPES: dict[str, int] = {
 """Data type names -> DIF data field code (docs/mbus-facts.md "Application layer"); "date" is type G in
 int16, "datetime" type F in int32, "variable" is LVAR text (or BCD for an integer value)."""
 
+COUNTING_TYPES: tuple[str, ...] = ("int8", "int16", "int24", "int32", "int48", "int64",
+                                   "real32", "bcd2", "bcd4", "bcd6", "bcd8", "bcd12")
+"""Data types whose value is a count (a record of these may move: RecordSpec.step)."""
+
 MAX_STORAGE = 2 ** 41 - 1  # 1 DIF bit + 4 bits in each of 10 DIFEs
 MAX_TARIFF = 2 ** 20 - 1  # 2 bits per DIFE
 MAX_SUBUNIT = 2 ** 10 - 1  # 1 bit per DIFE
 
 CI56_MODES = ("select", "deselect")
 """CI 56: "select with an MSB-first mask" (libmbus, m-bus.com) or "deselect" (ABB, jMBus)."""
-
-MEDIUM_BY_NAME: dict[str, int] = {
-    "other": 0x00, "oil": 0x01, "electricity": 0x02, "gas": 0x03, "heat": 0x04,
-    "steam": 0x05, "hot_water": 0x06, "water": 0x07, "heat_cost_allocator": 0x08,
-    "compressed_air": 0x09, "cooling_outlet": 0x0A, "cooling_inlet": 0x0B,
-    "heat_inlet": 0x0C, "heat_cooling": 0x0D, "bus": 0x0E, "unknown": 0x0F,
-    "cold_water": 0x16, "dual_water": 0x17, "pressure": 0x18, "ad_converter": 0x19,
-}
-"""Medium names accepted in a profile (a number 0-255 is accepted too), see identity.py."""
-
-assert set(MEDIUM_BY_NAME.values()) <= set(MEDIUM_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +66,9 @@ class RecordSpec:
     is 10^3 Wh = 1 kWh); or ``vif`` gives the VIF and VIFE bytes literally (e.g. FD 17, error
     flags). ``value`` is what the data field holds: the count (an integer, a float for real32),
     an ISO date / date-time for "date" / "datetime", text for "variable", None for "none".
+    ``step`` (counts only) is what the value grows by with every new telegram: a counter that
+    moves between readouts, as a real meter's does (a repeat with the same FCB is the link's
+    cached copy and does not move); 0 keeps it fixed.
     """
 
     data_type: str
@@ -84,6 +80,13 @@ class RecordSpec:
     storage: int = 0
     tariff: int = 0
     subunit: int = 0
+    step: int | float = 0
+
+    def moved(self, telegrams: int) -> RecordSpec:
+        """This record as the ``telegrams``-th new telegram after the first carries it."""
+        if not self.step or not isinstance(self.value, int | float):
+            return self
+        return replace(self, value=self.value + self.step * telegrams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,12 @@ class MeterProfile:
     def secondary(self) -> SecondaryAddress:
         return SecondaryAddress(self.id, manufacturer_code(self.manufacturer), self.version,
                                 self.medium)
+
+    @property
+    def sends_fabrication(self) -> bool:
+        """A record of its telegrams carries the fabrication number (VIF 78)."""
+        return any(spec.vif is not None and spec.vif[0] & 0x7F == vif.FABRICATION_NUMBER
+                   for page in self.pages for spec in page.records)
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -256,8 +265,7 @@ _ALIASES: dict[str, str] = {"time_point_date": "date", "time_point_date_time": "
 
 
 def _quantity_key(name: str) -> str:
-    key = "".join(ch if ch.isalnum() else "_" for ch in name.lower())
-    key = "_".join(part for part in key.split("_") if part)
+    key = name_key(name)
     return _ALIASES.get(key, key)
 
 
@@ -358,11 +366,10 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "profile") -> Meter
 def _medium(top: _Reader) -> int:
     value = top.raw("medium", 0)
     if isinstance(value, str):
-        key = _quantity_key(value)
-        if key not in MEDIUM_BY_NAME:
-            top.fail("medium", f"{value!r} is not a medium "
-                               f"(allowed: {', '.join(MEDIUM_BY_NAME)} or a number 0..255)")
-        return MEDIUM_BY_NAME[key]
+        try:
+            return medium_of_text(value)
+        except ValueError as exc:
+            top.fail("medium", str(exc))
     return int(top.integer("medium", 0, 255, 0))
 
 
@@ -420,7 +427,16 @@ def _record(rec: _Reader) -> RecordSpec:
     tariff = rec.integer("tariff", 0, MAX_TARIFF, 0)
     subunit = rec.integer("subunit", 0, MAX_SUBUNIT, 0)
     value = rec.raw("value", None)
+    step = rec.raw("step", 0)
     rec.done()
+    if step:
+        if data_type not in COUNTING_TYPES:
+            rec.fail(rec.sub("step"), f"only counts move (allowed for type: "
+                                      f"{', '.join(COUNTING_TYPES)}), not {data_type}")
+        if isinstance(step, bool) or not isinstance(step, int | float) or (
+                isinstance(step, float) and data_type != "real32"):
+            rec.fail(rec.sub("step"), f"must be {'a number' if data_type == 'real32' else 'an integer'}"
+                                      f", not {_kind(step)}")
     if quantity is None and raw_vif is None:
         quantity = data_type if data_type in ("date", "datetime") else None
     if (quantity is None) == (raw_vif is None):
@@ -434,7 +450,7 @@ def _record(rec: _Reader) -> RecordSpec:
             rec.fail(rec.sub("quantity"), str(exc))
     spec = RecordSpec(data_type=data_type, value=value, quantity=quantity, exponent=exponent,
                       vif=raw_vif, function=function, storage=storage, tariff=tariff,
-                      subunit=subunit)
+                      subunit=subunit, step=step)
     try:
         build_record(spec)
     except ValueError as exc:
@@ -541,6 +557,8 @@ class ProfileApplication:
         self.resets: list[int | None] = []
         self.addresses: list[int] = []
         self._records = [tuple(build_record(r) for r in page.records) for page in profile.pages]
+        self.new_telegrams = 0
+        """New telegrams served so far (records with a ``step`` move by it)."""
         self.error_source: Callable[[], int | None] | None = None
         """Asked once per new REQ_UD2: an application error code to answer with (CI 70)
         instead of the next page, or None (MeterCore's armed ``application_error``)."""
@@ -567,9 +585,22 @@ class ProfileApplication:
         header = Header(p.id, manufacturer_code(p.manufacturer), p.version, p.medium,
                         access_number=self.access_number, status=self.status)
         self.access_number = (self.access_number + 1) & 0xFF
-        data = encode_variable_data(header, self._records[index], more_records_follow=more,
+        data = encode_variable_data(header, self._moving_records(index), more_records_follow=more,
                                     manufacturer_data=p.pages[index].manufacturer_data)
+        self.new_telegrams += 1
         return RspUd(CI.RSP_VARIABLE, data, more)
+
+    def _moving_records(self, index: int) -> tuple[Record, ...]:
+        """Page ``index``'s records with every moving count advanced by the new telegrams so
+        far; a count that would no longer fit its data field starts over from its value."""
+        specs = self.profile.pages[index].records
+        if not any(spec.step for spec in specs):
+            return self._records[index]
+        try:
+            return tuple(build_record(spec.moved(self.new_telegrams)) for spec in specs)
+        except ValueError:
+            self.new_telegrams = 0
+            return self._records[index]
 
     def application_reset(self, subcode: int | None) -> None:
         self.resets.append(subcode)

@@ -122,20 +122,25 @@ class DutConfig:
     address: int | None = None  # None: the profile's (emulated), else 0 (unconfigured)
     secondary: SecondaryAddress | None = None
     baud: int = DEFAULT_BAUD
+    bauds: tuple[int, ...] | None = None  # declared (or the profile's); None: unknown
     features: frozenset[str] = frozenset()
-    profile: str | None = None  # emulated: profile file (relative to the rig file) or None
+    profile: str | None = None  # profile file (relative to the rig file), a shipped name, None
+    fabrication: int | None = None  # fabrication number (enhanced selection)
+    sends_fabrication: bool = False  # its RSP_UD carries the fabrication number (VIF 78)
     command: tuple[str, ...] = ()  # program (and local agent): argv template with {tty}
+    env: tuple[tuple[str, str], ...] = ()  # program: environment variables added
+    cwd: Path | None = None  # program: working directory (default: the rig file's folder)
     url: str | None = None  # agent
     token_file: Path | None = None  # agent
     defects: frozenset[str] = frozenset()  # emulated: named defects switched on
-    meter_profile: Any = field(default=None, compare=False, repr=False)  # emulated: loaded
+    meter_profile: Any = field(default=None, compare=False, repr=False)
+    """The loaded profile: an emulated DUT's meter; for other kinds what it is known to send."""
 
     @property
     def supported_bauds(self) -> tuple[int, ...]:
-        """The rates the DUT supports: its profile's for an emulated DUT, else its one rate
-        (a black-box or agent DUT's other rates are what the baud scenarios find out)."""
-        bauds = getattr(self.meter_profile, "bauds", None)
-        return tuple(bauds) if bauds else (self.baud,)
+        """The rates the DUT supports: declared (``bauds``) or its profile's; else its one
+        rate (the baud scenarios then skip: the other rates are not known)."""
+        return self.bauds or tuple(getattr(self.meter_profile, "bauds", None) or (self.baud,))
 
     @property
     def needs_tty(self) -> bool:
@@ -258,7 +263,9 @@ def builtin_sim_config(seed: int = 1, baud: int = DEFAULT_BAUD) -> RigConfig:
         bus=BusConfig(kind="sim", seed=seed),
         gpio=GpioConfig(backend="sim", lines=SIM_LINES),
         duts=(DutConfig(name="meter", kind="emulated", address=SIM_DUT_ADDRESS, baud=baud,
-                        features=profile_capabilities(profile), meter_profile=profile),),
+                        bauds=profile.bauds, features=profile_capabilities(profile),
+                        fabrication=profile.fabrication_number,
+                        sends_fabrication=profile.sends_fabrication, meter_profile=profile),),
     )
 
 
@@ -426,24 +433,24 @@ def _gpio(t: _Table, bus: BusConfig) -> GpioConfig:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+DUT_KEYS: tuple[str, ...] = (
+    "name", "kind", "address", "secondary", "baud", "bauds", "features", "profile",
+    "fabrication", "sends_fabrication", "command", "env", "cwd", "url", "token_file", "defects",
+)
+"""Keys of a ``[[dut]]`` table (README.md "Rig files")."""
 
 
 def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutConfig:
-    t = _Table(raw, source, where, ("name", "kind", "address", "secondary", "baud", "features",
-                                    "profile", "command", "url", "token_file", "defects"))
+    t = _Table(raw, source, where, DUT_KEYS)
     name = t.get("name", str, required=True)
     if not _NAME.match(name):
         t.fail("name", f"{name!r}: use letters, digits, '_', '.', '-'")
     t.where = f"dut.{name}"
     kind = t.choice("kind", DUT_KINDS, "emulated")
     address = t.int_range("address", 0, 0, PRIMARY_MAX) if "address" in t.data else None
-    secondary = None
-    if "secondary" in t.data:
-        text = t.get("secondary", str).replace(" ", "")
-        try:
-            secondary = SecondaryAddress.parse(text)
-        except ValueError as exc:
-            t.fail("secondary", str(exc))
+    secondary = _secondary(t)
     features = frozenset(_strings(t, "features"))
     for feature in sorted(features):
         if feature not in PROTOCOL_CAPABILITIES:
@@ -454,11 +461,11 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
         t.fail("command", "must contain {tty} (the pty the program opens as its serial port)")
     if command and not bus.simulated:
         t.fail("command", "a program joins a simulated bus through a pty; bus.kind is \"real\"")
+    env, cwd = _program_env(t, base, bool(command))
     url = t.get("url", str)
     token_file = t.get("token_file", str)
     profile = t.get("profile", str)
     defects = frozenset(_strings(t, "defects"))
-    meter_profile: Any = None
     if kind == "emulated":
         if not bus.simulated:
             t.fail("kind", "an emulated DUT lives on the simulated bus; on a real bus use "
@@ -466,19 +473,8 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
         for key in ("command", "url", "token_file"):
             if key in t.data:
                 t.fail(key, "only for kind = \"program\" or \"agent\"")
-        from hardware.profile import read_profile
-
-        spec = profile if profile is None or not profile.endswith(".toml") else str(base / profile)
-        try:
-            meter_profile = read_profile(spec)
-        except ConfigError as exc:
-            t.fail("profile", str(exc))
-        if not features:
-            features = profile_capabilities(meter_profile)
-    else:
-        for key in ("profile", "defects"):
-            if key in t.data and kind != "agent":
-                t.fail(key, f"only for an emulated or agent DUT, not kind = {kind!r}")
+    elif "defects" in t.data and kind != "agent":
+        t.fail("defects", f"only for an emulated or agent DUT, not kind = {kind!r}")
     if kind == "program" and not command:
         t.fail("command", "missing (required for kind = \"program\": argv with {tty})")
     if kind == "black-box" and command:
@@ -492,13 +488,129 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
             t.fail("token_file", "missing (required for kind = \"agent\")")
     elif url or token_file:
         t.fail("url" if url else "token_file", "only for kind = \"agent\"")
+    meter_profile = _meter_profile(t, base, profile, emulated=kind == "emulated")
+    bauds = _dut_bauds(t, meter_profile)
+    default_baud = DEFAULT_BAUD if bauds is None or DEFAULT_BAUD in bauds else bauds[0]
+    baud = t.baud("baud", default_baud)
+    if bauds is not None and baud not in bauds:
+        t.fail("baud", f"{baud} is not one of the DUT's bauds (allowed: "
+                       f"{', '.join(map(str, bauds))})")
+    fabrication, sends = _fabrication(t, meter_profile)
+    if "enhanced_selection" in features and fabrication is None:
+        t.fail("fabrication", "missing: the DUT claims enhanced_selection, which selects by "
+                              "its fabrication number (add fabrication = N, up to 8 digits)")
+    if kind == "emulated":
+        meter_profile = _declared_into_profile(meter_profile, bauds, baud, fabrication)
+        if not features:
+            features = profile_capabilities(meter_profile)
     profile_path = str(base / profile) if profile and profile.endswith(".toml") else profile
     return DutConfig(
         name=name, kind=kind, address=address, secondary=secondary,  # type: ignore[arg-type]
-        baud=t.baud("baud", DEFAULT_BAUD), features=features, profile=profile_path,
-        command=command, url=url, token_file=base / token_file if token_file else None,
-        defects=defects, meter_profile=meter_profile if kind == "emulated" else None,
+        baud=baud, bauds=bauds, features=features, profile=profile_path,
+        fabrication=fabrication, sends_fabrication=sends, command=command, env=env, cwd=cwd,
+        url=url, token_file=base / token_file if token_file else None,
+        defects=defects, meter_profile=meter_profile,
     )
+
+
+def _secondary(t: _Table) -> SecondaryAddress | None:
+    """``secondary``: "12345678 ABC 1 heat" (ID, manufacturer letters, version, medium name
+    or number) or the 16 hex digits in wire order, spaces allowed ("12345678 2D2C 01 04")."""
+    if "secondary" not in t.data:
+        return None
+    text = t.get("secondary", str)
+    try:
+        return SecondaryAddress.parse_any(text)
+    except ValueError as exc:
+        t.fail("secondary", f"{exc} (allowed: \"12345678 ABC 1 heat\" or 16 hex digits "
+                            f"such as \"12345678 2D2C 01 04\")")
+    raise AssertionError("unreachable")
+
+
+def _meter_profile(t: _Table, base: Path, profile: str | None, *, emulated: bool) -> Any:
+    """The DUT's meter profile: an emulated DUT's (the built-in heat meter when none is
+    given); for other kinds the records it is known to send, when ``profile`` is given."""
+    if profile is None and not emulated:
+        return None
+    from hardware.profile import read_profile
+
+    spec = profile if profile is None or not profile.endswith(".toml") else str(base / profile)
+    try:
+        return read_profile(spec)
+    except ConfigError as exc:
+        t.fail("profile", str(exc))
+    raise AssertionError("unreachable")
+
+
+def _dut_bauds(t: _Table, meter_profile: Any) -> tuple[int, ...] | None:
+    """``bauds``: the rates the DUT supports (None when neither declared nor in a profile)."""
+    if "bauds" not in t.data:
+        return tuple(meter_profile.bauds) if meter_profile is not None else None
+    value = t.get("bauds", list)
+    allowed = ", ".join(map(str, BAUD_RATES))
+    if not value:
+        t.fail("bauds", f"is empty (list the rates the DUT supports; allowed: {allowed})")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item not in BAUD_RATES:
+            t.fail("bauds", f"{item!r} is not an M-Bus baud rate (allowed: {allowed})")
+    return tuple(sorted(set(value)))
+
+
+FABRICATION_MAX = 99_999_999
+"""A fabrication number is 8 BCD digits (enhanced selection: DIF 0C, VIF 78)."""
+
+
+def _fabrication(t: _Table, meter_profile: Any) -> tuple[int | None, bool]:
+    """``fabrication`` (the number enhanced selection uses) and ``sends_fabrication`` (its
+    RSP_UD carries it as a VIF 78 record); both default to the profile's where there is one."""
+    profile_fab = getattr(meter_profile, "fabrication_number", None)
+    fabrication = (t.int_range("fabrication", 0, 0, FABRICATION_MAX)
+                   if "fabrication" in t.data else profile_fab)
+    sends = bool(t.get("sends_fabrication", bool, getattr(meter_profile, "sends_fabrication",
+                                                          False)))
+    if sends and fabrication is None:
+        t.fail("sends_fabrication", "is true, but the fabrication number is not given "
+                                    "(add fabrication = N, 8 digits)")
+    if sends and meter_profile is not None and not meter_profile.sends_fabrication:
+        t.fail("sends_fabrication", "is true, but the profile's telegrams carry no "
+                                    "fabrication number record (VIF 78)")
+    return fabrication, sends
+
+
+def _declared_into_profile(profile: Any, bauds: tuple[int, ...] | None, baud: int,
+                           fabrication: int | None) -> Any:
+    """An emulated DUT's profile with the rig file's declarations: its rates and starting
+    rate, its fabrication number."""
+    changes: dict[str, Any] = {"fabrication_number": fabrication}
+    if bauds is not None:
+        changes.update(bauds=bauds, baud=baud)
+    return replace(profile, **changes)
+
+
+def _program_env(t: _Table, base: Path, started: bool) -> tuple[tuple[tuple[str, str], ...],
+                                                                Path | None]:
+    """``env = {NAME = "value"}`` and ``cwd`` of a DUT program the rig starts (a command)."""
+    for key in ("env", "cwd"):
+        if key in t.data and not started:
+            t.fail(key, "only for a DUT the rig starts (a command: kind = \"program\", or an "
+                        "agent with command)")
+    env_table = t.get("env", dict, {})
+    env: list[tuple[str, str]] = []
+    for key, value in env_table.items():
+        if not _ENV_NAME.match(key):
+            t.fail("env", f"{key!r} is not an environment variable name (letters, digits, '_'; "
+                          f"not starting with a digit)")
+        if not isinstance(value, str):
+            t.fail("env", f"{key} must be a string, not {_kind(value)} (write {key} = "
+                          f"\"{value}\")")
+        env.append((key, value))
+    cwd = None
+    if "cwd" in t.data:
+        cwd = base / t.get("cwd", str)
+        if not cwd.is_dir():
+            t.fail("cwd", f"{cwd} is not a directory (relative paths start at the rig file's "
+                          f"folder)")
+    return tuple(env), cwd
 
 
 def _strings(t: _Table, key: str, *, split: bool = False) -> list[str]:

@@ -56,7 +56,9 @@ class Dut:
     capabilities: frozenset[str]
     profile: Any = field(default=None, repr=False)
     control: DutControl | None = field(default=None, repr=False)
-    bauds: tuple[int, ...] | None = None  # supported rates when known (emulated: the profile)
+    bauds: tuple[int, ...] | None = None  # supported rates when known (declared, or the profile's)
+    fabrication: int | None = None  # fabrication number, when known (enhanced selection)
+    sends_fabrication: bool = False  # its RSP_UD carries the fabrication number (VIF 78)
     program: DutProgram | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # the rig's own handles (endpoint ...)
 

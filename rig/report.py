@@ -31,10 +31,27 @@ ALLURE_HINT = (f"install Node.js and run scripts/setup.sh (it installs allure@{A
                f"{ALLURE_ENV} to an Allure 3 executable")
 ALLURE_TIMEOUT_S = 300.0
 
-#: allure categories (first match wins): the rig's own faults, timing, protocol violations.
+RECOMMENDED_NOT_MET = "recommended, not met"
+"""How a failing ``recommended`` case is reported (the message's start, the JUnit property
+``mbus.verdict``): what the standard only recommends, apart from conformance failures."""
+VERDICT_PROPERTY = "mbus.verdict"
+"""The test-case property (JUnit, pytest's ``user_properties``) that marks a recommendation
+not met."""
+RECOMMENDED_JUNIT_TYPE = "mbus.recommended"
+"""The ``type`` of a failing recommended case's JUnit ``<skipped>`` element."""
+
+#: allure categories (first match wins): recommendations not met (not conformance failures),
+#: the rig's own faults, timing, protocol violations.
 #: The patterns avoid inline flags so they work in Java (Allure 2, categories.json) and in
 #: JavaScript (Allure 3, the report's config) alike; ``[\s\S]`` is "any character".
 CATEGORIES: list[dict[str, object]] = [
+    {
+        "name": "Recommended, not met (not a conformance failure)",
+        "description": "What EN 13757 only recommends or does not clearly demand; reported "
+                       "apart, never failing the run",
+        "matchedStatuses": ["skipped"],
+        "messageRegex": r"[\s\S]*" + RECOMMENDED_NOT_MET + r"[\s\S]*",
+    },
     {
         "name": "Rig fault",
         "description": "The rig, not the DUT: hardware, configuration, time-outs of the rig itself",

@@ -367,9 +367,11 @@ class Rig:
             profile = replace(profile, baud=self._baud)  # an extra slave joins at today's rate
         defects = dut_cfg.defects if dut_cfg is not None else frozenset()
         meter = SimMeter.on_bus(self.bus, MeterCore(profile, defects=defects), name=name)
+        sends = dut_cfg.sends_fabrication if dut_cfg is not None else profile.sends_fabrication
         return Dut(name=name, kind="emulated", address=profile.address,
                    secondary=profile.secondary, capabilities=caps, profile=profile,
                    control=EmulatedControl(meter, self.trace), bauds=tuple(profile.bauds),
+                   fabrication=profile.fabrication_number, sends_fabrication=sends,
                    extra={"endpoint": meter.endpoint, "meter": meter})
 
     def _program_dut(self, dut_cfg: DutConfig) -> Dut:
@@ -378,18 +380,31 @@ class Rig:
         bridge = SlavePty(self.runner, self.bus, name=dut_cfg.name, baud=dut_cfg.baud)
         self._bridges.append(bridge)
         program = DutProgram(dut_cfg.name, expand_command(dut_cfg.command, bridge.path),
-                             cwd=os.path.dirname(os.path.abspath(self.config.source))
-                             if os.path.exists(self.config.source) else None)
+                             cwd=str(dut_cfg.cwd) if dut_cfg.cwd else self._rig_file_folder(),
+                             env=dict(dut_cfg.env))
         self._programs.append(program)
         control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
         self._wait_ready(program, control)
+        return self._outside_dut(dut_cfg, control, program=program,
+                                 extra={"endpoint": bridge.endpoint, "bridge": bridge})
+
+    def _rig_file_folder(self) -> str | None:
+        """Where a DUT program runs unless its ``cwd`` says otherwise."""
+        source = self.config.source
+        return os.path.dirname(os.path.abspath(source)) if os.path.exists(source) else None
+
+    def _outside_dut(self, dut_cfg: DutConfig, control: Any, **handles: Any) -> Dut:
+        """A program, black-box or agent DUT as its rig-file declarations describe it."""
         address, secondary = self._identity(dut_cfg, control)
         return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=address, secondary=secondary,
-                   capabilities=self._capabilities(dut_cfg), control=control, program=program,
-                   extra={"endpoint": bridge.endpoint, "bridge": bridge})
+                   capabilities=self._capabilities(dut_cfg), control=control,
+                   profile=dut_cfg.meter_profile, bauds=dut_cfg.bauds,
+                   fabrication=dut_cfg.fabrication, sends_fabrication=dut_cfg.sends_fabrication,
+                   **handles)
 
     def _identity(self, dut_cfg: DutConfig, control: Any) -> tuple[int, SecondaryAddress | None]:
-        """Primary and secondary address: the rig file's, else what an agent reports."""
+        """Primary and secondary address: the rig file's, else what an agent reports, else
+        its declared profile's."""
         address, secondary = dut_cfg.address, dut_cfg.secondary
         if control is not None and (address is None or secondary is None):
             ident = control.identity()
@@ -400,6 +415,10 @@ class Rig:
                     secondary = SecondaryAddress.parse(ident["secondary"])
                 except ValueError:
                     secondary = None
+        profile = dut_cfg.meter_profile
+        if profile is not None:
+            address = profile.address if address is None else address
+            secondary = profile.secondary if secondary is None else secondary
         return (0 if address is None else address), secondary
 
     def _wait_ready(self, program: DutProgram, control: Any) -> None:
@@ -425,9 +444,7 @@ class Rig:
 
     def _build_remote_dut(self, dut_cfg: DutConfig) -> Dut:
         control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
-        address, secondary = self._identity(dut_cfg, control)
-        return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=address, secondary=secondary,
-                   capabilities=self._capabilities(dut_cfg), control=control)
+        return self._outside_dut(dut_cfg, control)
 
     def _agent_control(self, dut_cfg: DutConfig) -> Any:
         from rig.agent.client import AgentClient, read_token_file

@@ -4,6 +4,7 @@ allure labels and files, JUnit properties, the summary table (fixtures/plugin.py
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -215,7 +216,7 @@ def test_allure_labels_links_attachments_and_files(pytester):
     env = (alluredir / "environment.properties").read_text()
     assert "rig=sim" in env and "mode=sim" in env and "seed=1" in env
     categories = json.loads((alluredir / "categories.json").read_text())
-    assert {c["name"] for c in categories} == {"Rig fault", "Timing", "Protocol violation"}
+    assert [c["name"] for c in categories][1:] == ["Rig fault", "Timing", "Protocol violation"]
 
 
 def test_summary_table_per_area_with_failing_clauses(pytester):
@@ -270,3 +271,104 @@ def test_baud_dut_runs_the_baud_scenarios_at_every_rate_the_dut_supports(pyteste
     """)
     result = pytester.runpytest("--rig", "sim", "--baud", "dut", "-q")
     result.assert_outcomes(passed=3)  # the built-in heat meter: 300, 2400 and 9600 Bd
+
+
+# --- recommended: what the standard only recommends ------------------------------------------
+
+RECOMMENDED = """
+import pytest
+
+@pytest.mark.clause("EN 13757-2 link layer, SND_NKE", "SND_NKE deselects")
+@pytest.mark.area("addressing")
+@pytest.mark.severity("critical")
+@pytest.mark.parametrize("target", [
+    "demanded",
+    pytest.param("optional", marks=[
+        pytest.mark.severity("recommended"),
+        pytest.mark.clause("IEC 60870-5-1 FT1.2 rule R4", "idle line after an error")]),
+])
+def test_rule(target):
+    '''A demanded rule and a recommendation.'''
+    assert target == "demanded", "the DUT answered the frame behind garbage"
+
+@pytest.mark.clause("EN 13757-2 link layer, timing", "idle")
+@pytest.mark.area("timing")
+@pytest.mark.severity("recommended")
+def test_recommended_measurement(measure):
+    '''A recommended limit.'''
+    measure("idle", 0.001, "s", 0.01)
+
+@pytest.mark.area("timing")
+@pytest.mark.severity("recommended")
+def test_recommended_and_met():
+    '''A recommendation the DUT follows.'''
+"""
+
+RIG_FAULT_IN_RECOMMENDED = """
+import pytest
+
+@pytest.mark.area("timing")
+@pytest.mark.severity("recommended")
+def test_rig_fell_over():
+    raise RuntimeError("the relay board is gone")
+"""
+
+
+def test_failing_recommended_cases_are_reported_apart_and_do_not_fail_the_run(pytester):
+    pytester.makepyfile(RECOMMENDED)
+    alluredir = pytester.path / "allure"
+    result = pytester.runpytest("--junitxml=junit.xml", f"--alluredir={alluredir}")
+    assert result.ret == pytest.ExitCode.OK
+    assert result.parseoutcomes() == {"passed": 2, "recommended": 2}
+    out = result.stdout.str()
+    assert "recommended, not met (not conformance failures; the run does not fail on them):" in out
+    assert ("test_rule[optional]: recommended, not met (IEC 60870-5-1 FT1.2 rule R4; not a "
+            "conformance failure): the DUT answered the frame behind garbage") in out
+    assert "measurement out of limits: idle = 0.001 s" in out
+    # JUnit: a skip of its own type, with the verdict property; no failure
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    assert not list(root.iter("failure")) and not list(root.iter("error"))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    skipped = cases["test_rule[optional]"].find("skipped")
+    assert skipped is not None and skipped.get("type") == "mbus.recommended"
+    assert skipped.get("message", "").startswith("recommended, not met (IEC 60870-5-1")
+    props = {p.get("name"): p.get("value")
+             for p in cases["test_rule[optional]"].iter("property")}
+    assert props["mbus.verdict"] == "recommended, not met"
+    assert props["mbus.clause"] == "IEC 60870-5-1 FT1.2 rule R4"  # the case's own clause
+    assert cases["test_rule[demanded]"].find("skipped") is None
+    assert cases["test_recommended_and_met"].find("skipped") is None
+    # allure: not failed; tagged, in the category of its own, linked to its own clause
+    by_name = {r["name"]: r for r in _results(alluredir)}
+    optional = by_name["test_rule[optional]"]
+    assert optional["status"] == "skipped"
+    labels = _labels(optional)
+    assert {"recommended", "recommended, not met"} <= set(labels["tag"])
+    assert labels["severity"] == ["trivial"]
+    assert [link["name"] for link in optional["links"]] == [
+        "IEC 60870-5-1 FT1.2 rule R4 idle line after an error"]
+    categories = json.loads((alluredir / "categories.json").read_text())
+    first = categories[0]
+    assert first["name"].startswith("Recommended, not met")
+    assert re.match(first["messageRegex"], optional["statusDetails"]["message"])
+    assert by_name["test_rule[demanded]"]["status"] == "passed"
+    assert "tag" not in _labels(by_name["test_rule[demanded]"])
+
+
+def test_a_rig_fault_in_a_recommended_case_stays_an_error(pytester):
+    pytester.makepyfile(RIG_FAULT_IN_RECOMMENDED)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: the relay board is gone*"])
+
+
+def test_recommended_cases_under_xdist(pytester):
+    pytester.makepyfile(RECOMMENDED)
+    result = pytester.runpytest_subprocess("-n", "2", "--junitxml=junit.xml",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    types = sorted(s.get("type") for s in root.iter("skipped"))
+    assert types == ["mbus.recommended", "mbus.recommended"]
+    assert "recommended, not met (not conformance failures" in result.stdout.str()

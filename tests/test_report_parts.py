@@ -63,8 +63,13 @@ def test_environment_properties_are_java_properties(tmp_path):
 
 def test_categories_json(tmp_path):
     data = json.loads(write_categories(tmp_path).read_text())
-    assert [c["name"] for c in data] == ["Rig fault", "Timing", "Protocol violation"]
-    rig_fault, timing, violation = CATEGORIES
+    assert [c["name"] for c in data] == ["Recommended, not met (not a conformance failure)",
+                                         "Rig fault", "Timing", "Protocol violation"]
+    recommended, rig_fault, timing, violation = CATEGORIES
+    assert recommended["matchedStatuses"] == ["skipped"]  # a plain skip has another message
+    assert re.match(str(recommended["messageRegex"]),
+                    "Skipped: recommended, not met (IEC 60870-5-1 FT1.2 rule R4; ...): E5")
+    assert not re.match(str(recommended["messageRegex"]), "Skipped: needs collision_injector")
     assert re.match(str(rig_fault["traceRegex"]), "raise HardwareError('relay')")
     assert re.match(str(timing["messageRegex"]), "AssertionError: response delay 0.3 s too late")
     assert not re.match(str(timing["messageRegex"]), "AssertionError: no answer to REQ_UD2")

@@ -29,16 +29,22 @@ import pytest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
-"""Allure's severity levels, which the plugin passes on."""
+SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial", "recommended")
+"""Allure's severity levels, which the plugin passes on, and ``recommended``: what the
+standard only recommends, or does not clearly demand. A failing ``recommended`` case is
+reported apart from conformance failures and does not fail the run (fixtures/plugin.py)."""
+
+RECOMMENDED = "recommended"
 
 
 @dataclass(frozen=True, slots=True)
 class Clause:
-    """A reference into EN 13757 and what it requires, in a few words."""
+    """A reference into EN 13757 and what it requires, in a few words; ``basis`` says, for a
+    recommended check, why it is not a conformance requirement."""
 
     ref: str
     text: str
+    basis: str = ""
 
 
 CLAUSES: dict[str, Clause] = {
@@ -65,6 +71,27 @@ CLAUSES: dict[str, Clause] = {
                           "a slave answers 11 bit times .. 330 bit times + 50 ms after the request"),
     "link.idle": Clause("IEC 60870-5-1 FT1.2 transmission rules",
                         "at least 33 bit times of idle line between frames"),
+    # What EN 13757-2 does not clearly demand of a slave: checked as `recommended`.
+    "link.idle_after_error": Clause(
+        "IEC 60870-5-1 FT1.2 transmission rule R4",
+        "after a detected error a frame counts only after 33 bit times of idle line, so a "
+        "frame straight behind garbage is discarded",
+        basis="EN 13757-2 takes the FT1.2 frame format and its receiver checks (start, L, "
+              "CS, stop, parity); the idle line after an error is an FT1.2 transmission rule "
+              "it does not clearly demand of a slave (docs/mbus-facts.md \"Gaps\")"),
+    "link.no_pause_in_frame": Clause(
+        "IEC 60870-5-1 FT1.2 transmission rule R3",
+        "no idle line between the characters of a frame, so a frame with a pause inside "
+        "is discarded",
+        basis="R3 binds the sender; EN 13757-2 does not clearly demand that a receiving "
+              "slave drop a frame with a pause inside (docs/mbus-facts.md \"Gaps\": real "
+              "masters tolerate gaps from slow slaves)"),
+    "net.snd_nke_primary": Clause(
+        "EN 13757-3 secondary addressing, end of selection",
+        "a selected slave is deselected by a non-matching selection or SND_NKE to 253",
+        basis="SND_NKE resets the link layer; that SND_NKE at the slave's primary address "
+              "also ends its selection is not demanded (vendor manuals quoting the standard "
+              "name the non-matching selection, CI 56 and SND_NKE to 253)"),
     "phys.power": Clause("EN 13757-2 physical layer, slave power supply",
                          "a slave survives bus power loss and is back after its power-up time"),
     "phys.wiring": Clause("EN 13757-2 physical layer, bus",
@@ -110,6 +137,17 @@ class ScenarioMeta:
     needs: tuple[str, ...]
     severity: str
     fails_when: str
+
+
+def recommended(value: Any, *, id: str, clause: str) -> Any:
+    """One parametrised case that checks what the standard only recommends (or does not
+    clearly demand): severity ``recommended`` and its own clause (``CLAUSES[clause]``), both
+    taking precedence over the scenario's for this case."""
+    if clause not in CLAUSES:
+        raise KeyError(f"unknown clause key {clause!r} (add it to CLAUSES)")
+    ref = CLAUSES[clause]
+    return pytest.param(value, id=id, marks=[pytest.mark.severity(RECOMMENDED),
+                                             pytest.mark.clause(ref.ref, ref.text)])
 
 
 def scenario(area: str, clause: str, *, needs: tuple[str, ...] = (), severity: str = "normal",

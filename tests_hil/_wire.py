@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from protocol import fields
+from protocol.app import decode_telegram
 from protocol.app.requests import baud_switch_ci, encode_application_reset, encode_set_address
 from protocol.chars import WireBytes
 from protocol.fields import CI, CField, Function, c_field
@@ -159,16 +161,86 @@ def fresh_answer(master: Any, address: int, what: str) -> LongFrame:
                          address=address)
 
 
-def no_false_data(ex: Any, reference: bytes, what: str) -> bool:
-    """True when the exchange delivered a frame. A delivered frame must be byte for byte the
-    clean ``reference`` telegram: a corrupted telegram accepted as data fails here."""
+def no_false_data(ex: Any, reference: LongFrame, what: str, *, repeat: bool) -> bool:
+    """True when the exchange delivered a frame. With ``repeat`` (the request repeated the FCB
+    of the one ``reference`` answered, to a DUT that keeps FCB) a delivered frame must be
+    ``reference`` byte for byte; otherwise (a new telegram, whose values may have moved) it
+    must be from the same address with the same shape (:class:`TelegramShape`). A corrupted
+    telegram accepted as data fails here."""
     if outcome(ex) != "frame":
         return False
     got = encode(ex.frame)
-    assert got == reference, (f"{what}: a telegram that differs from the clean one was accepted "
-                              f"as data (corrupted, or not the repeat its unchanged FCB asks "
-                              f"for): {_hex(got)} instead of {_hex(reference)}")
+    if repeat:
+        assert got == encode(reference), (
+            f"{what}: a telegram that differs from the clean one was accepted as data "
+            f"(corrupted, or not the repeat its unchanged FCB asks for): {_hex(got)} instead "
+            f"of {_hex(encode(reference))}")
+        return True
+    assert ex.frame.a == reference.a, (
+        f"{what}: a telegram from address {ex.frame.a} was accepted as data, expected "
+        f"{reference.a}: {_hex(got)}")
+    expect_same_shape(ex.frame, reference, f"{what} (accepted as data)")
     return True
+
+
+# --- what stays the same between readouts ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramShape:
+    """What stays the same between fresh readouts of one telegram of a readout (EN 13757-3
+    variable data structure): its CI, the identity in its header (ID, manufacturer, version,
+    medium), its record layout (DIF, DIFEs, VIF, VIFEs of each record: data type, function,
+    storage, tariff, subunit, unit and scale) and whether more records follow (DIF 1F: its
+    position in the readout). Values, the access number and the status move between readouts
+    and are not part of it: only a repeat with the same FCB repeats them."""
+
+    ci: int
+    identity: tuple[int | str, int, int, int] | None
+    layout: tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]
+    more_records_follow: bool
+
+    def differences(self, other: TelegramShape) -> list[str]:
+        """In words, how ``other`` differs from this one (empty: the same shape)."""
+        out = []
+        if self.ci != other.ci:
+            out.append(f"CI {other.ci:02X} instead of {self.ci:02X}")
+        if self.identity != other.identity:
+            out.append(f"header identity {other.identity} instead of {self.identity}")
+        if self.layout != other.layout:
+            out.append(f"record layout (DIF DIFE VIF VIFE) {layout_text(other.layout)} "
+                       f"instead of {layout_text(self.layout)}")
+        if self.more_records_follow != other.more_records_follow:
+            out.append("DIF 1F (more records follow) " + (
+                "present" if other.more_records_follow else "missing"))
+        return out
+
+
+def layout_text(layout: tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]) -> str:
+    return "[" + ", ".join(bytes((dif, *difes, vif, *vifes)).hex(" ").upper()
+                           for dif, difes, vif, vifes in layout) + "]"
+
+
+def record_layout(records: Any) -> tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]:
+    """DIF, DIFEs, VIF and VIFEs of each record (values left out)."""
+    return tuple((r.dif, tuple(r.difes), r.vif, tuple(r.vifes)) for r in records)
+
+
+def telegram_shape(frame: LongFrame) -> TelegramShape:
+    """The shape of an RSP_UD (see :class:`TelegramShape`)."""
+    telegram = decode_telegram(frame)
+    header = telegram.header
+    identity = None if header is None else (header.id, header.manufacturer, header.version,
+                                            header.medium)
+    return TelegramShape(telegram.ci, identity, record_layout(telegram.records),
+                         telegram.more_records_follow)
+
+
+def expect_same_shape(got: LongFrame, expected: LongFrame, what: str) -> None:
+    """``got`` is the same telegram of a readout as ``expected``, read afresh: same CI, header
+    identity, record layout and DIF 1F (values may have moved)."""
+    diffs = telegram_shape(expected).differences(telegram_shape(got))
+    assert not diffs, f"{what}: not the same telegram of the readout: " + "; ".join(diffs)
 
 
 # --- rig state -------------------------------------------------------------------------------

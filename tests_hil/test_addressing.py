@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from protocol import fields
+from protocol.app import vif
 from protocol.identity import SecondaryAddress
 from protocol.link.selection import SelectionMask
 from tests_hil import _wire as w
 from tests_hil._population import other_byte
-from tests_hil._scenario import scenario
+from tests_hil._scenario import recommended, scenario
 
 AREA = "addressing"
 
@@ -212,12 +213,14 @@ def test_non_matching_selection_deselects(master, dut, rig):
                      "REQ_UD2 at 253 after a non-matching selection")
 
 
-@pytest.mark.parametrize("target", ["253", "primary"])
+@pytest.mark.parametrize("target", [
+    "253", recommended("primary", id="primary", clause="net.snd_nke_primary")])
 @scenario(AREA, "link.snd_nke", needs=("secondary",), severity="critical",
           fails_when="the DUT still answers at 253 after SND_NKE")
 def test_snd_nke_deselects(master, dut, rig, target):
-    """SND_NKE resets the link layer and deselects: after a selection, SND_NKE (at 253, or
-    at the DUT's primary address) is acknowledged and REQ_UD2 at 253 is no longer answered."""
+    """SND_NKE resets the link layer and deselects: after a selection, SND_NKE at 253 is
+    acknowledged and REQ_UD2 at 253 is no longer answered. The same with SND_NKE at the DUT's
+    primary address is a recommended case: the standard does not clearly demand it."""
     sec = w.dut_secondary(master, dut)
     address = fields.ADDRESS_SELECTED if target == "253" else dut.address
     w.deselect_all(master, rig)
@@ -229,24 +232,35 @@ def test_snd_nke_deselects(master, dut, rig, target):
         w.deselect_all(master, rig)
 
 
-def _fabrication_number(master, dut) -> int:
-    """The DUT's fabrication number: the record with VIF 78 in its readout."""
-    for reply in master.read_all(dut.address):
-        for record in reply.telegram.records:
-            if record.vif & 0x7F == 0x78:
-                return int(record.raw)
-    raise AssertionError("the DUT claims enhanced selection but its RSP_UD carries no "
-                         "fabrication number (VIF 78)")
+def _fabrication_number(dut) -> int:
+    """The DUT's fabrication number as declared (rig file ``fabrication``, or its profile)."""
+    fab = getattr(dut, "fabrication", None)
+    if fab is None:
+        pytest.skip("the DUT's fabrication number is not declared (rig file [[dut]] "
+                    "fabrication = N)")
+    return int(fab)
+
+
+def _sent_fabrication_numbers(master, dut) -> list[int]:
+    """The values of the VIF 78 (fabrication number) records of a full readout."""
+    master.snd_nke(dut.address)
+    return [int(record.raw) for reply in master.read_all(dut.address)
+            for record in reply.telegram.records
+            if record.vif & 0x7F == vif.FABRICATION_NUMBER and not record.vifes]
 
 
 @scenario(AREA, "net.enhanced", needs=("secondary", "enhanced_selection"), severity="normal",
-          fails_when="the selection with the right fabrication number is not acknowledged, or "
-                     "one with a wrong fabrication number is")
+          fails_when="the selection with the declared fabrication number is not acknowledged, "
+                     "one with another fabrication number is, or a DUT declared to send its "
+                     "fabrication number (sends_fabrication) sends none or another one")
 def test_enhanced_selection(master, dut, rig):
     """Enhanced selection (the 8 mask bytes plus 0C 78 and the fabrication number, BCD)
-    selects the DUT with its own fabrication number, and does not with another one."""
+    selects the DUT with its own fabrication number, as the rig file declares it
+    (``fabrication``), and does not with another one. Only where the DUT declares that its
+    RSP_UD carries the number (``sends_fabrication``) is a VIF 78 record with it required:
+    EN 13757-3 does not make the record mandatory."""
     sec = w.dut_secondary(master, dut)
-    fab = _fabrication_number(master, dut)
+    fab = _fabrication_number(dut)
     wrong = (fab + 1) % 100_000_000
     w.deselect_all(master, rig)
     try:
@@ -260,6 +274,12 @@ def test_enhanced_selection(master, dut, rig):
                         "REQ_UD2 at 253 after the enhanced selection")
     finally:
         w.deselect_all(master, rig)
+    if getattr(dut, "sends_fabrication", False):
+        sent = _sent_fabrication_numbers(master, dut)
+        assert fab in sent, (
+            f"the DUT is declared to send its fabrication number {fab:08d}, but its readout "
+            + (f"carries {', '.join(f'{n:08d}' for n in sent)}" if sent
+               else "carries no fabrication number record (VIF 78)"))
 
 
 def _ci56_reading(dut) -> str:

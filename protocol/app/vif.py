@@ -27,6 +27,9 @@ PLAIN_TEXT = 0x7C
 ANY_VIF = 0x7E
 MANUFACTURER_VIF = 0x7F
 MANUFACTURER_VIFE = 0x7F
+FABRICATION_NUMBER = 0x78
+"""VIF 78: fabrication number (docs/mbus-facts.md "Application layer"); enhanced selection
+appends DIF 0C, this VIF and the number (protocol.app.requests.ENHANCED_SELECTION)."""
 
 TIME_FACTORS = (1, 60, 3600, 86400)
 """Seconds per unit for the 2-bit time unit nn: s, min, h, d."""
@@ -109,7 +112,7 @@ def primary(code: int) -> VifInfo:
         return _time("Averaging duration", nn)
     if code & 0x7C == 0x74:
         return _time("Actuality duration", nn)
-    named = {0x78: "Fabrication No", 0x79: "(Enhanced) Identification", 0x7A: "Bus Address"}
+    named = {FABRICATION_NUMBER: "Fabrication No", 0x79: "(Enhanced) Identification", 0x7A: "Bus Address"}
     if code in named:
         return VifInfo(named[code])
     if code == ANY_VIF:
