@@ -126,11 +126,16 @@ def test_parse_junit(tmp_path):
         '</testcase>'
         '<testcase classname="tests_hil.test_b" name="test_z2"><failure message="f"/></testcase>'
         '<testcase classname="tests_hil.test_b" name="test_z2"><error message="teardown"/>'
-        '</testcase></testsuite></testsuites>', encoding="utf-8")
+        '</testcase>'
+        '<testcase classname="tests_hil.test_c" name="test_r"><skipped type="mbus.recommended" '
+        'message="recommended, not met (R4): E5"/></testcase></testsuite></testsuites>',
+        encoding="utf-8")
     outcomes, messages = parse_junit(xml)
     assert outcomes == {"test_a.py::test_x[300Bd]": "passed", "test_a.py::test_y": "failed",
-                        "test_b.py::test_z": "skipped", "test_b.py::test_z2": "failed"}
+                        "test_b.py::test_z": "skipped", "test_b.py::test_z2": "failed",
+                        "test_c.py::test_r": "recommended"}
     assert messages["test_b.py::test_z"] == "needs noise"
+    assert messages["test_c.py::test_r"] == "recommended, not met (R4): E5"
 
 
 # --- the scenarios' vocabulary -----------------------------------------------------------------

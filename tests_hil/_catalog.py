@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests_hil._defects import EXPECTED_FAILURES, KNOWN_GAPS, defect_descriptions
-from tests_hil._scenario import ScenarioMeta
+from tests_hil._scenario import CLAUSES, RECOMMENDED, Clause, ScenarioMeta
 
 PACKAGE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = PACKAGE.parent / "docs" / "scenarios.md"
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendedCase:
+    """A parametrised case of severity ``recommended``, with the clause it rests on."""
+
+    case: str  # the case's id
+    clause: Clause
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,7 @@ class Entry:
     params: tuple[tuple[str, int], ...]  # (argument names, number of values) per parametrize
     per_baud: bool  # uses the ``baud`` fixture: one case per --baud rate
     case_needs: tuple[str, ...] = ()  # capabilities of single cases
+    recommended: tuple[RecommendedCase, ...] = ()  # cases that check a recommendation
 
     @property
     def node(self) -> str:
@@ -75,6 +84,26 @@ def _case_needs(fn: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _recommended_cases(fn: object) -> tuple[RecommendedCase, ...]:
+    """The cases marked ``recommended`` (tests_hil._scenario.recommended), with their clause
+    as CLAUSES has it (its ``basis``: why it is not demanded)."""
+    by_ref = {(c.ref, c.text): c for c in CLAUSES.values()}
+    out = []
+    for mark in getattr(fn, "pytestmark", []):
+        if mark.name != "parametrize":
+            continue
+        for value in mark.args[1]:
+            marks = {m.name: m for m in getattr(value, "marks", ())}
+            severity, clause = marks.get("severity"), marks.get("clause")
+            if severity is None or severity.args[0] != RECOMMENDED:
+                continue
+            if clause is None or tuple(clause.args[:2]) not in by_ref:
+                raise ValueError(f"{getattr(fn, '__name__', fn)}[{value.id}]: a recommended "
+                                 "case needs its clause from CLAUSES (use _scenario.recommended)")
+            out.append(RecommendedCase(str(value.id), by_ref[tuple(clause.args[:2])]))
+    return tuple(out)
+
+
 MODULE_ORDER = ("test_addressing", "test_collisions", "test_frame_errors", "test_answer_errors",
                 "test_fcb", "test_baud_rate", "test_timing", "test_power_and_wiring",
                 "test_application")
@@ -101,7 +130,8 @@ def scenarios() -> list[Entry]:
                 raise ValueError(f"{stem}.{fn.__name__} is not declared with @scenario")
             per_baud = "baud" in inspect.signature(fn).parameters
             entries.append(Entry(f"{stem}.py", fn.__name__, meta, _paragraph(fn.__doc__),
-                                 _params(fn), per_baud, _case_needs(fn)))
+                                 _params(fn), per_baud, _case_needs(fn),
+                                 _recommended_cases(fn)))
     return entries
 
 
@@ -149,10 +179,14 @@ def render(entries: Iterable[Entry]) -> str:
                   "|---|---|---|---|---|---|---|"]
         for e in group:
             needs = ", ".join(e.meta.needs + e.case_needs) or "-"
+            severity = e.meta.severity
+            if e.recommended:
+                severity += f"; {RECOMMENDED}: " + ", ".join(r.case for r in e.recommended)
             lines.append(
                 f"| `{e.node}` | {_cell(e.meta.clause.ref)}: {_cell(e.meta.clause.text)} | "
-                f"{_cell(e.checks)} | {needs} | {e.meta.severity} | {_cell(e.meta.fails_when)} "
+                f"{_cell(e.checks)} | {needs} | {severity} | {_cell(e.meta.fails_when)} "
                 f"| {_case_text(e)} |")
+    lines += _recommended_section(entries)
     lines += ["", "## Defect detection", "",
               "Each named defect of the emulated slave, switched on with `--defect NAME`, must "
               "make exactly these scenarios fail and every other one pass "
@@ -163,7 +197,8 @@ def render(entries: Iterable[Entry]) -> str:
               "collateral; must still pass |", "|---|---|---|---|---|"]
     descriptions = defect_descriptions()
     for defect, expected in EXPECTED_FAILURES.items():
-        caught = "<br>".join(f"`{p}`" for p in expected.patterns)
+        caught = "<br>".join([f"`{p}`" for p in expected.patterns]
+                             + [f"{RECOMMENDED}, not met: `{p}`" for p in expected.recommended])
         rates = ", ".join(map(str, expected.bauds))
         rig = "" if expected.rig == "conformant.toml" else f" ({expected.rig})"
         extra = "-"
@@ -181,6 +216,23 @@ def render(entries: Iterable[Entry]) -> str:
     if not KNOWN_GAPS:
         lines.append("| (none) | |")
     return "\n".join(lines) + "\n"
+
+
+def _recommended_section(entries: list[Entry]) -> list[str]:
+    """The cases that check what EN 13757 only recommends or does not clearly demand."""
+    lines = ["", "## Recommended, not demanded", "",
+             "Cases of severity `recommended` check what the standard only recommends, or what "
+             "it does not clearly demand of a slave. A case that fails is reported as "
+             "\"recommended, not met\": in the terminal summary, in allure (category "
+             "\"Recommended, not met\", tag `recommended`) and in JUnit XML (`<skipped "
+             "type=\"mbus.recommended\">`, property `mbus.verdict`), apart from conformance "
+             "failures; it does not fail the run.", "",
+             "| case | clause | why it is not a conformance requirement |", "|---|---|---|"]
+    for e in entries:
+        for r in e.recommended:
+            lines.append(f"| `{e.node}[{r.case}]` | {_cell(r.clause.ref)}: "
+                         f"{_cell(r.clause.text)} | {_cell(r.clause.basis)} |")
+    return lines
 
 
 def _anchor(title: str) -> str:

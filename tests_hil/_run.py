@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rig.report import RECOMMENDED_JUNIT_TYPE
+
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
 CONFORMANT_RIG = PACKAGE / "rigs" / "conformant.toml"
@@ -36,7 +38,7 @@ class SuiteRun:
 
     args: list[str]
     returncode: int
-    outcomes: dict[str, str]  # test id -> passed, failed, skipped, error
+    outcomes: dict[str, str]  # test id -> passed, failed, skipped, error, recommended
     messages: dict[str, str] = field(default_factory=dict)  # test id -> failure / skip text
     output: str = ""
 
@@ -62,7 +64,8 @@ def _test_id(case: ET.Element) -> str:
 
 
 def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """(outcomes, messages) from a JUnit XML file."""
+    """(outcomes, messages) from a JUnit XML file; a recommendation not met (a ``<skipped>``
+    of type ``mbus.recommended``) is the outcome "recommended"."""
     outcomes: dict[str, str] = {}
     messages: dict[str, str] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
@@ -71,6 +74,8 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str]]:
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
+                if child.tag == "skipped" and child.get("type") == RECOMMENDED_JUNIT_TYPE:
+                    outcome = "recommended"
                 messages[test] = (child.get("message") or child.text or "").strip()
                 if child.tag != "skipped":
                     break
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     for test in run.failed:
         first_line = (run.messages.get(test) or "").partition("\n")[0]
         print(f"FAILED {test}: {first_line[:200]}")
+    for test in run.having("recommended"):
+        first_line = (run.messages.get(test) or "").partition("\n")[0]
+        print(f"RECOMMENDED {test}: {first_line[:200]}")
     print(run.summary())
     return 0 if not run.failed else 1
 

@@ -57,9 +57,9 @@ CLAUSES: dict[str, Clause] = {
                             "address 0 is the unconfigured slave's primary address"),
     "link.snd_nke": Clause("EN 13757-2 link layer, SND_NKE",
                            "SND_NKE is acknowledged, resets the link layer and deselects"),
-    "link.frames": Clause("EN 13757-2 / IEC 60870-5-2 FT1.2, frame checks",
-                          "a frame failing any check (parity, start, L, CS, stop, gaps) is "
-                          "discarded and never answered"),
+    "link.frames": Clause("EN 13757-2 / IEC 60870-5-1 FT1.2, frame checks",
+                          "a frame failing any receiver check (parity, start, L, CS, stop, "
+                          "length) is discarded and never answered"),
     "link.answers": Clause("EN 13757-2 link layer, transmission procedure",
                            "a missing or garbled answer is detected; the master repeats the "
                            "request with the same FCB and the slave repeats its answer"),
@@ -78,13 +78,13 @@ CLAUSES: dict[str, Clause] = {
         "frame straight behind garbage is discarded",
         basis="EN 13757-2 takes the FT1.2 frame format and its receiver checks (start, L, "
               "CS, stop, parity); the idle line after an error is an FT1.2 transmission rule "
-              "it does not clearly demand of a slave (docs/mbus-facts.md \"Gaps\")"),
+              "it does not clearly demand of a slave (docs/mbus-facts.md \"Timing\", gaps)"),
     "link.no_pause_in_frame": Clause(
         "IEC 60870-5-1 FT1.2 transmission rule R3",
         "no idle line between the characters of a frame, so a frame with a pause inside "
         "is discarded",
         basis="R3 binds the sender; EN 13757-2 does not clearly demand that a receiving "
-              "slave drop a frame with a pause inside (docs/mbus-facts.md \"Gaps\": real "
+              "slave drop a frame with a pause inside (docs/mbus-facts.md \"Timing\", gaps: real "
               "masters tolerate gaps from slow slaves)"),
     "net.snd_nke_primary": Clause(
         "EN 13757-3 secondary addressing, end of selection",
