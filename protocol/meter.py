@@ -102,12 +102,15 @@ class LinkProfile:
     """Link-layer choices where meters differ (docs/mbus-facts.md "Link-layer behaviour").
 
     ``baud_fallback``: seconds without a valid frame at a new baud rate after which the meter
-    falls back to the old one (None: never).
+    falls back to the old one (None: never). ``idle_after_error`` and ``char_gap``: the FT1.2
+    transmission rules the receiver follows (protocol.link.slave.SlaveSettings).
     """
 
     ci56: str = "select"
     accept_fcv0: bool = True
     baud_fallback: float | None = None
+    idle_after_error: bool = True
+    char_gap: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,8 +406,11 @@ def _link(link: _Reader) -> LinkProfile:
     ci56 = link.choice("ci56", CI56_MODES, "select")
     fcv0 = link.boolean("accept_fcv0", True)
     fallback = link.number("baud_fallback", 0.0, 3600.0, None)
+    idle_after_error = link.boolean("idle_after_error", True)
+    char_gap = link.number("char_gap", 0.0001, 60.0, None)
     link.done()
-    return LinkProfile(ci56=ci56, accept_fcv0=fcv0, baud_fallback=fallback or None)
+    return LinkProfile(ci56=ci56, accept_fcv0=fcv0, baud_fallback=fallback or None,
+                       idle_after_error=idle_after_error, char_gap=char_gap)
 
 
 def _page(page: _Reader) -> Page:
@@ -615,7 +621,8 @@ def slave_settings(profile: MeterProfile, defects: Iterable[str] = ()) -> SlaveS
                          ci56=profile.link.ci56, accept_fcv0=profile.link.accept_fcv0,
                          baud_fallback_s=profile.link.baud_fallback,
                          response_delay=profile.response_delay, echo=False,
-                         defects=frozenset(defects))
+                         idle_after_error=profile.link.idle_after_error,
+                         char_gap=profile.link.char_gap, defects=frozenset(defects))
 
 
 # --- armed faults and defects ----------------------------------------------------------------

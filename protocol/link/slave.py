@@ -135,6 +135,11 @@ class SlaveSettings:
     baud switch, return to the old rate when no valid frame arrives for this long (None:
     never). ``nibble_wildcards``: F nibbles are wildcards in manufacturer/version/medium too.
     ``echo``: the receiver hears the slave's own transmission (TSS721A: always).
+    The FT1.2 transmission rules of IEC 60870-5-1 that EN 13757-2 does not clearly demand of a
+    slave are choices too: ``idle_after_error`` (rule R4: after an error a frame counts only
+    after 33 bit times of idle line) and ``char_gap`` (the longest pause between two
+    characters of a frame before it is dropped; None: the inter-frame idle, as rule R3 wants
+    no pause at all).
     """
 
     address: int = 0
@@ -146,6 +151,8 @@ class SlaveSettings:
     response_delay: float | None = None
     nibble_wildcards: bool = False
     echo: bool = True
+    idle_after_error: bool = True
+    char_gap: float | None = None
     defects: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -167,6 +174,8 @@ class SlaveSettings:
             raise ValueError(f"baud_fallback_s {self.baud_fallback_s} must be > 0 or None")
         if self.response_delay is not None and self.response_delay < 0:
             raise ValueError(f"response_delay {self.response_delay} must be >= 0")
+        if self.char_gap is not None and self.char_gap <= 0:
+            raise ValueError(f"char_gap {self.char_gap} must be > 0 or None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +278,9 @@ class SlaveLink:
 
     def _new_framer(self) -> Framer:
         idle = inter_frame_idle(self.baud)
-        return Framer(idle, char_time=char_time(self.baud), idle_after_error=idle)
+        gap = idle if self.settings.char_gap is None else self.settings.char_gap
+        return Framer(gap, char_time=char_time(self.baud),
+                      idle_after_error=idle if self.settings.idle_after_error else None)
 
     def _set_baud(self, baud: int) -> None:
         self.baud = baud
