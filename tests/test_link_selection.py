@@ -74,3 +74,27 @@ def test_text_form_is_libmbus_wire_order() -> None:
     assert SelectionMask.parse("FFFFFFFF2D2CFFFF").matches(SEC)
     assert not SelectionMask.parse("FFFFFFFF2C2DFFFF").matches(SEC)
     assert SelectionMask.from_bytes(SEC.to_bytes()) == SelectionMask.of(SEC)
+
+
+def test_readable_form_id_letters_version_medium() -> None:
+    assert SecondaryAddress.parse_readable("12345678 KAM 1 heat") == SEC
+    assert SecondaryAddress.parse_any("12345678 kam 0x01 4") == SEC
+    assert SecondaryAddress.parse_any("12345678 2D2C 01 04") == SEC  # wire order, spaced
+    assert SecondaryAddress.parse_any("42 ABC 2 cold_water").medium == 0x16
+    assert SecondaryAddress.parse_any("42 ABC 2 Cold-Water").medium == 0x16
+
+
+@pytest.mark.parametrize("text, words", [
+    ("12345678 KAM heat", ["expected ID, manufacturer letters, version and medium"]),
+    ("1234567X KAM 1 heat", ["ID '1234567X'", "8 decimal digits"]),
+    ("12345678 K4M 1 heat", ["'K4M' is not three letters"]),
+    ("12345678 KAM one heat", ["version 'one'"]),
+    ("12345678 KAM 256 heat", ["version 256", "0..255"]),
+    ("12345678 KAM 1 lava", ["medium 'lava'", "heat", "0..255"]),
+    ("12345678 KAM 1 0x100", ["medium '0x100'", "0..255"]),
+])
+def test_readable_form_errors_name_the_field(text: str, words: list[str]) -> None:
+    with pytest.raises(ValueError) as info:
+        SecondaryAddress.parse_readable(text)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))

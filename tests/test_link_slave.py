@@ -436,3 +436,27 @@ def test_echo_expectation_lapses_on_a_port_that_does_not_echo() -> None:
     (tx,) = feed(link, short(NKE, 5))
     assert isinstance(tx, Transmit)
     assert transmits(feed(link, short(NKE, 5), tx.not_before + 1.0)) == [E5]
+
+
+def test_ft12_receiving_rules_are_settings() -> None:
+    """Strict by default: a frame straight behind garbage (FT1.2 R4) and a frame with a pause
+    of twice the inter-frame idle inside (R3) are dropped. With idle_after_error off and a
+    longer char_gap the slave takes both (EN 13757-2 does not clearly demand either)."""
+    idle = inter_frame_idle(2400)
+    behind_garbage = build_faulty(ShortFrame(NKE, 5), FrameFault.GARBAGE_BEFORE)
+    gapped = short(NKE, 5)
+    pause = 2 * idle + char_time(2400)
+
+    def paused(link: SlaveLink) -> list[bytes]:
+        first = rx(gapped[:2], 0.0, 2400)
+        rest = rx(gapped[2:], first[-1].time + pause, 2400)
+        return transmits([a for ch in first + rest for a in link.receive(ch)])
+
+    strict, _ = make(5)
+    assert transmits(feed(strict, behind_garbage)) == []
+    assert paused(make(5)[0]) == []
+    lenient, _ = make(5, idle_after_error=False, char_gap=0.1)
+    assert transmits(feed(lenient, behind_garbage)) == [E5]
+    assert paused(make(5, idle_after_error=False, char_gap=0.1)[0]) == [E5]
+    with pytest.raises(ValueError, match="char_gap"):
+        SlaveSettings(char_gap=0)

@@ -326,3 +326,22 @@ def test_req_ud1_answers_the_profile_alarm() -> None:
     alarmed = MeterCore(dataclasses.replace(heat_meter_profile(), alarm=0x05))
     frame = decode(only_transmit(Wire(alarmed).send(ask)).data)
     assert isinstance(frame, LongFrame) and frame.ci == CI.ALARM and frame.data == b"\x05"
+
+
+def test_a_moving_counter_grows_with_new_telegrams_not_with_repeats() -> None:
+    """RecordSpec.step: every new telegram carries the counter moved on; a repeat with the
+    same FCB is the cached telegram, unchanged (a real meter's counters between readouts)."""
+    profile = heat_meter_profile()
+    page = profile.pages[0]
+    moving = dataclasses.replace(page, records=(
+        dataclasses.replace(page.records[0], step=7), *page.records[1:]))
+    core = MeterCore(dataclasses.replace(profile, pages=(moving,)))
+    wire = Wire(core)
+    first = only_transmit(wire.send(req_ud2(fcb=True))).data
+    repeat = only_transmit(wire.send(req_ud2(fcb=True))).data
+    new = only_transmit(wire.send(req_ud2(fcb=False))).data
+    assert repeat == first
+    energy = [telegram_of(Transmit(d, 0.0)).records[0].raw for d in (first, new)]
+    assert energy == [12345, 12352]
+    volumes = {telegram_of(Transmit(d, 0.0)).records[1].raw for d in (first, new)}
+    assert volumes == {45678}  # a record without step stays put

@@ -123,6 +123,11 @@ def test_bad_fields_name_file_path_and_allowed_values(changes: dict[str, Any], p
      "storage", "0..2199023255551"),
     ({"quantity": "volume", "exponent": -3, "type": "int8", "value": 1, "function": "avg"},
      "function", "instantaneous, maximum, minimum, error"),
+    ({"type": "date", "value": "2026-10-31", "step": 1}, "step", "only counts move"),
+    ({"quantity": "volume", "exponent": -3, "type": "int32", "value": 1, "step": 0.5}, "step",
+     "an integer"),
+    ({"quantity": "volume", "exponent": -3, "type": "int32", "value": 1, "step": "1"}, "step",
+     "an integer"),
 ])
 def test_bad_records_name_the_record(record: dict[str, Any], path: str, text: str) -> None:
     data = heat(pages=[{"records": [record]}])

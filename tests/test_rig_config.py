@@ -195,3 +195,102 @@ def test_profile_file_resolves_next_to_the_rig_file(tmp_path):
     dut = load_config(rig).duts[0]
     assert "multi_telegram" in dut.features
     assert dut.meter_profile.pages[1:]
+
+
+# --- declarations every DUT kind can make ----------------------------------------------------
+
+PROGRAM = {"name": "slave", "kind": "program", "command": ["slave", "{tty}"]}
+AGENT = {"name": "pi", "kind": "agent", "url": "http://pi:8765", "token_file": "t"}
+BLACK_BOX = {"name": "meter", "kind": "black-box"}
+REAL = {"bus": {"kind": "real"}, "master": {"port": "/dev/ttyAMA0"}}
+
+
+@pytest.mark.parametrize("dut, bus", [(PROGRAM, {}), (AGENT, REAL), (BLACK_BOX, REAL)],
+                         ids=["program", "agent", "black-box"])
+def test_outside_duts_declare_rates_fabrication_profile_and_readable_secondary(dut, bus):
+    cfg = config_from_dict({**bus, "dut": [{
+        **dut, "bauds": [9600, 300, 2400], "baud": 9600, "fabrication": 87654321,
+        "sends_fabrication": True, "profile": "heat-meter",
+        "secondary": "12345678 KAM 1 heat", "features": ["primary", "enhanced_selection"]}]},
+        "rig.toml")
+    d = cfg.duts[0]
+    assert d.bauds == (300, 2400, 9600) and d.supported_bauds == (300, 2400, 9600)
+    assert d.baud == 9600
+    assert d.fabrication == 87654321 and d.sends_fabrication
+    assert d.meter_profile.name == "heat-meter"  # the records it is known to send
+    assert d.secondary == SecondaryAddress.parse("123456782D2C0104")
+
+
+def test_an_outside_dut_without_declarations_knows_only_its_one_rate():
+    d = config_from_dict({"dut": [PROGRAM]}, "rig.toml").duts[0]
+    assert d.bauds is None and d.supported_bauds == (2400,)
+    slow = config_from_dict({"dut": [{**PROGRAM, "bauds": [300, 9600]}]}, "r.toml").duts[0]
+    assert slow.baud == 300  # it starts at a rate it has: 2400 when it has it, else its lowest
+    assert d.fabrication is None and not d.sends_fabrication and d.meter_profile is None
+
+
+def test_declarations_shape_an_emulated_dut():
+    d = config_from_dict({"dut": [{"name": "m", "bauds": [300, 9600], "baud": 300,
+                                   "fabrication": 11112222}]}, "rig.toml").duts[0]
+    assert d.meter_profile.bauds == (300, 9600) and d.meter_profile.baud == 300
+    assert d.meter_profile.fabrication_number == 11112222 and d.fabrication == 11112222
+    assert d.sends_fabrication  # the built-in heat meter has a VIF 78 record
+
+
+@pytest.mark.parametrize("secondary, expected", [
+    ("12345678 ABC 1 heat", "1234567843040104"),
+    ("00000001 kam 0x10 cold_water", "000000012D2C1016"),
+    ("12345678 KAM 255 7", "123456782D2CFF07"),
+    ("12345678 2D2C 01 04", "123456782D2C0104"),
+    ("123456782D2C0104", "123456782D2C0104"),
+])
+def test_secondary_in_readable_or_wire_order_form(secondary, expected):
+    d = config_from_dict({"dut": [{**PROGRAM, "secondary": secondary}]}, "rig.toml").duts[0]
+    assert str(d.secondary) == expected
+
+
+def test_program_env_and_working_directory(tmp_path):
+    (tmp_path / "firmware").mkdir()
+    d = config_from_dict({"dut": [{**PROGRAM, "env": {"METER_ID": "12345678", "_X1": ""},
+                                   "cwd": "firmware"}]}, "rig.toml", base=tmp_path).duts[0]
+    assert dict(d.env) == {"METER_ID": "12345678", "_X1": ""}
+    assert d.cwd == tmp_path / "firmware"
+
+
+@pytest.mark.parametrize("dut, words", [
+    ({**PROGRAM, "bauds": [2400, 1000]}, ["dut.slave.bauds", "1000", "not an M-Bus baud rate",
+                                          "300, 600"]),
+    ({**PROGRAM, "bauds": []}, ["dut.slave.bauds", "empty", "allowed: 300"]),
+    ({**PROGRAM, "bauds": "2400"}, ["dut.slave.bauds", "must be an array"]),
+    ({**PROGRAM, "bauds": [300, 9600], "baud": 2400}, ["dut.slave.baud", "2400",
+                                                        "allowed: 300, 9600"]),
+    ({**PROGRAM, "fabrication": 123456789}, ["dut.slave.fabrication", "0..99999999"]),
+    ({**PROGRAM, "fabrication": "87654321"}, ["dut.slave.fabrication", "an integer"]),
+    ({**PROGRAM, "sends_fabrication": True}, ["dut.slave.sends_fabrication",
+                                              "fabrication = N"]),
+    ({**PROGRAM, "sends_fabrication": "yes"}, ["dut.slave.sends_fabrication", "a boolean"]),
+    ({**PROGRAM, "features": ["enhanced_selection"]}, ["dut.slave.fabrication", "missing",
+                                                       "enhanced_selection"]),
+    ({**PROGRAM, "profile": "multi-telegram", "sends_fabrication": True, "fabrication": 1},
+     ["dut.slave.sends_fabrication", "no fabrication number record (VIF 78)"]),
+    ({**PROGRAM, "profile": "gas-meter"}, ["dut.slave.profile", "heat-meter"]),
+    ({**PROGRAM, "secondary": "12345678 AB1 1 heat"}, ["dut.slave.secondary",
+                                                       "12345678 ABC 1 heat"]),
+    ({**PROGRAM, "secondary": "12345678 ABC 1 lava"}, ["dut.slave.secondary", "'lava'",
+                                                       "heat", "0..255"]),
+    ({**PROGRAM, "secondary": "12345678 ABC 300 heat"}, ["dut.slave.secondary", "version",
+                                                         "0..255"]),
+    ({**PROGRAM, "secondary": "123456789 ABC 1 heat"}, ["dut.slave.secondary", "8 decimal"]),
+    ({**PROGRAM, "env": {"1X": "a"}}, ["dut.slave.env", "'1X'", "not an environment variable"]),
+    ({**PROGRAM, "env": {"PORT": 5}}, ["dut.slave.env", "PORT must be a string",
+                                       'PORT = "5"']),
+    ({**PROGRAM, "env": ["A=1"]}, ["dut.slave.env", "must be a table"]),
+    ({**PROGRAM, "cwd": "no/such/dir"}, ["dut.slave.cwd", "not a directory", "rig file"]),
+    ({**BLACK_BOX, "env": {"A": "1"}}, ["dut.meter.env", "only for a DUT the rig starts"]),
+    ({"name": "m", "cwd": "."}, ["dut.m.cwd", "only for a DUT the rig starts"]),
+])
+def test_declaration_mistakes_name_file_key_and_what_is_allowed(dut, words):
+    message = _error({"dut": [dut]})
+    assert message.startswith("rig.toml: "), message
+    for word in words:
+        assert word in message, (word, message)

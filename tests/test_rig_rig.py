@@ -193,6 +193,36 @@ def test_program_dut_joins_through_a_pty_and_its_output_is_kept(tmp_path):
     assert program.output().startswith("slave on /dev/")
 
 
+def test_program_runs_with_its_env_and_cwd_and_its_declarations_reach_the_dut(tmp_path):
+    (tmp_path / "firmware").mkdir()
+    program = tmp_path / "firmware" / "show.py"
+    program.write_text("import os, sys, time\n"
+                       "print('cwd', os.getcwd(), 'id', os.environ['METER_ID'], flush=True)\n"
+                       "time.sleep(30)\n")
+    rig_file = tmp_path / "rig.toml"
+    rig_file.write_text(
+        '[[dut]]\nname = "prog"\nkind = "program"\n'
+        f'command = ["{sys.executable}", "-u", "show.py", "{{tty}}"]\n'
+        'cwd = "firmware"\nenv = {METER_ID = "12345678"}\n'
+        'bauds = [300, 2400]\nfabrication = 87654321\nsends_fabrication = true\n'
+        'profile = "heat-meter"\n')
+    with Rig(load_config(rig_file)) as rig:
+        dut = rig.dut
+        clock = WallClock()
+        deadline = clock.now() + 10
+        while "id" not in dut.program.output() and clock.now() < deadline:
+            clock.sleep(0.05)
+        assert dut.program.output().split() == ["cwd", str(tmp_path / "firmware"),
+                                                "id", "12345678"]
+        assert dut.bauds == (300, 2400)
+        assert dut.fabrication == 87654321 and dut.sends_fabrication
+        assert dut.profile.name == "heat-meter"
+        # no address or secondary in the rig file: the declared profile's
+        assert dut.address == 1 and str(dut.secondary) == "1234567843040104"
+        with pytest.raises(NotSupportedError, match="does not support 9600 Bd"):
+            rig.use_baud(9600)
+
+
 def test_program_that_dies_at_once_is_reported(tmp_path):
     cfg = _program_config(tmp_path, "import sys\nprint('no licence')\nsys.exit(4)\n")
     with pytest.raises(HardwareError, match="exited.*status 4.*no licence"):
