@@ -80,10 +80,10 @@ def test_status_byte(master, dut):
                      "alarm")
 def test_req_ud1_alarm(master, dut):
     """REQ_UD1 is answered with E5 when there is no alarm, or with an RSP_UD CI 71 holding
-    one alarm byte; what it is matches the DUT's profile where one is known. The access
-    demand bit (ACD, C field bit 5; EN 13757-2: the slave has class 1 data) of the next
-    REQ_UD2 answer is never set without an alarm, and is set (C 28/38) while the DUT's profile
-    states one."""
+    one alarm byte; where the DUT's profile states an alarm, it is that one (an alarm is
+    live state: a profile without one does not forbid it). The access demand bit (ACD, C
+    field bit 5; EN 13757-2: the slave has class 1 data) of the next REQ_UD2 answer is never
+    set without an alarm, and is set (C 28/38) while the DUT's profile states one."""
     ex = w.ask(master, w.req_ud1(dut.address, fcb=True))
     kind = w.outcome(ex)
     assert kind in ("ack", "frame"), f"REQ_UD1: expected E5 or CI 71, but {w.describe(ex)}"
@@ -94,7 +94,7 @@ def test_req_ud1_alarm(master, dut):
         alarm = telegram.alarm
         assert alarm is not None, "CI 71 answer without an alarm byte"
     profile = getattr(dut, "profile", None)
-    known = profile is not None and hasattr(profile, "alarm")
+    known = getattr(profile, "alarm", None) is not None
     if known:
         assert alarm == profile.alarm, f"alarm {alarm}, the profile says {profile.alarm}"
     frame = w.fresh_answer(master, dut.address, "REQ_UD2 after REQ_UD1")

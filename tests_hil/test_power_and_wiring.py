@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import fields
 from protocol.frames import LongFrame
 from protocol.timing import frame_time, response_window
 from rig.rig import NotSupportedError
@@ -65,31 +64,34 @@ def _answer_start(master, rig, dut, baud: int) -> tuple[float, LongFrame]:
 
 @scenario(AREA, "phys.power", needs=("power_fault",), severity="critical",
           fails_when="false data during the cut, the DUT not back within its power-up time, "
-                     "or its state after power-up wrong (address lost, still selected)")
+                     "or its primary address lost after power-up")
 def test_power_cut_during_answer(master, dut, rig, baud, faults, measure):
-    """Bus power is cut in the middle of the DUT's answer and restored after a second: the
-    master gets no false data (a delivered telegram is the repeat of the one before, byte for
-    byte where the DUT keeps FCB, else the same telegram's shape); the DUT answers again
-    within its power-up time (recorded as a measurement); it keeps its primary address and
-    has lost its selection."""
+    """Bus power is cut in the middle of the DUT's answer (the DUT selected, where it has
+    secondary addressing) and restored after a second: the master gets no false data (a
+    delivered telegram is the repeat of the one before, byte for byte where the DUT keeps FCB,
+    else the same telegram's shape); the DUT answers again within its power-up time (recorded
+    as a measurement) and keeps its primary address. Whether it is still selected is not
+    checked: a meter on its own battery may keep its selection, and the standard leaves it
+    open."""
     _reference(master, dut)
     selected = "secondary" in dut.capabilities
     if selected:
         w.expect_ack(master, w.selection(w.exact(w.dut_secondary(master, dut))),
                      "selection before the power cut")
-    at, reference = _answer_start(master, rig, dut, baud)
-    faults.inject("power_cut", at=at, duration=POWER_CUT)
-    ex = w.ask(master, w.req_ud2(dut.address, fcb=True))
-    w.no_false_data(ex, reference, "answer cut by the power loss", repeat=_keeps_fcb(dut))
-    rig.clock.sleep(max(0.0, at + POWER_CUT - rig.clock.now()))
-    limit = _power_up_limit(dut)
-    took = _wait_until_answering(master, rig, dut, limit)
-    measure("power_up_time", took, "s", high=limit)
-    w.expect_answer(master, w.req_ud2(dut.address, fcb=True), "REQ_UD2 after power-up",
-                    address=dut.address)
-    if selected:
-        w.expect_silence(master, w.req_ud2(fields.ADDRESS_SELECTED),
-                         "REQ_UD2 at 253 after power-up (selection must be lost)")
+    try:
+        at, reference = _answer_start(master, rig, dut, baud)
+        faults.inject("power_cut", at=at, duration=POWER_CUT)
+        ex = w.ask(master, w.req_ud2(dut.address, fcb=True))
+        w.no_false_data(ex, reference, "answer cut by the power loss", repeat=_keeps_fcb(dut))
+        rig.clock.sleep(max(0.0, at + POWER_CUT - rig.clock.now()))
+        limit = _power_up_limit(dut)
+        took = _wait_until_answering(master, rig, dut, limit)
+        measure("power_up_time", took, "s", high=limit)
+        w.expect_answer(master, w.req_ud2(dut.address, fcb=True), "REQ_UD2 after power-up",
+                        address=dut.address)
+    finally:
+        if selected:
+            w.deselect_all(master, rig)
 
 
 @scenario(AREA, "phys.wiring", needs=("disconnect",), severity="normal",
