@@ -83,3 +83,38 @@ def test_tcp_gateway_serves_clients_one_after_another(server: VirtualBusServer) 
         with serial.serial_for_url(f"socket://{host}:{port}", timeout=3.0) as tcp:
             tcp.write(encode(ShortFrame(Function.SND_NKE, 1)))
             assert tcp.read(1) == b"\xe5"
+
+
+def test_outside_slave_acknowledges_a_baud_switch_at_the_old_rate(server: VirtualBusServer) -> None:
+    """A slave acknowledges a baud switch at the old rate and switches right after; a pty
+    drains at once, so the program has set the new rate before the bridge reads its E5. The
+    E5 must still go out at the old rate (EN 13757-2), and the slave be heard at the new one.
+    (The bridge used to apply the new rate first: the master got a garbled FF.)"""
+    slave_path = server.open_slave_pty()
+    master_path = server.open_master_pty()
+    switch = bytes.fromhex("68 03 03 68 53 09 BD 19 16")  # SND_UD CI BD (9600 Bd) to 9
+    ready = threading.Event()
+    got: list[bytes] = []
+
+    def slave() -> None:
+        with serial.Serial(slave_path, 2400, timeout=3.0) as port:
+            ready.set()
+            got.append(port.read(len(switch)))
+            port.write(b"\xe5")
+            port.flush()
+            port.baudrate = 9600  # at once, as firmware does after tcdrain on a real UART
+            got.append(port.read(5))
+            port.write(b"\xe5")
+            port.flush()
+
+    thread = threading.Thread(target=slave, daemon=True)
+    thread.start()
+    assert ready.wait(5.0)
+    with serial.Serial(master_path, 2400, timeout=3.0) as master:
+        master.write(switch)
+        assert master.read(1) == b"\xe5"
+        master.baudrate = 9600
+        master.write(encode(ShortFrame(Function.SND_NKE, 9)))
+        assert master.read(1) == b"\xe5"
+    thread.join(5.0)
+    assert got == [switch, encode(ShortFrame(Function.SND_NKE, 9))]

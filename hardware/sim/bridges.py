@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hardware.clock import WallClock
 from protocol.chars import RxChar
 from protocol.errors import ConfigError, HardwareError
 from protocol.meter import MeterProfile
@@ -48,6 +49,12 @@ from .realtime import RealTimeRunner
 
 POLL_S = 0.05
 """How often the reader threads look up from a blocking read (to notice close())."""
+BAUD_WATCH_S = 0.1
+BAUD_WATCH_POLL_S = 0.001
+"""After an outside slave's answer its reader looks at the pty's baud rate every
+BAUD_WATCH_POLL_S for BAUD_WATCH_S: a slave switches its rate right after the E5 that
+acknowledges a baud switch, and the master's first request at the new rate follows within a
+few character times."""
 READ_SIZE = 4096
 JOIN_S = 2.0
 """Bounded teardown: each bridge thread gets this long to end."""
@@ -196,6 +203,8 @@ class _PtyBridge(_Bridge):
         tty.setraw(self._slave_fd)
         set_pty_baud(self._slave_fd, endpoint.baud)
         self._baud_seen = endpoint.baud
+        self._clock = WallClock()
+        self._watch_baud_until = 0.0
         self.link: Path | None = None
         if link is not None:
             self._make_link(Path(link))
@@ -240,8 +249,10 @@ class _PtyBridge(_Bridge):
     def _read_loop(self) -> None:
         fd = self._master_fd
         while not self._stop.is_set():
+            watching = self._clock.now() < self._watch_baud_until
             try:
-                ready, _, _ = select.select([fd], [], [], POLL_S)
+                ready, _, _ = select.select([fd], [], [], BAUD_WATCH_POLL_S if watching
+                                            else POLL_S)
                 if not ready:
                     self.follow_baud()
                     continue
@@ -249,8 +260,13 @@ class _PtyBridge(_Bridge):
             except OSError:
                 return
             if data:
-                self.follow_baud()
-                self._to_bus(data)
+                self._from_outside(data)
+
+    def _from_outside(self, data: bytes) -> None:
+        """Bytes the outside program wrote, at the rate it set for them. An outside master
+        sets a new rate before its next request: the rate is followed first."""
+        self.follow_baud()
+        self._to_bus(data)
 
     def _close_fds(self) -> None:
         for fd in (self._master_fd, self._slave_fd):
@@ -294,6 +310,15 @@ class SlavePty(_PtyBridge):
         if not self.echo and ch.time <= self.endpoint.busy_until:
             return
         self._outbox.put(ch)
+
+    def _from_outside(self, data: bytes) -> None:
+        """An outside slave answers, then switches: the E5 that acknowledges a baud switch
+        goes at the old rate (EN 13757-2), and a pty drains at once, so the program may have
+        set the new rate before the bridge reads the E5. Its bytes go out at the endpoint's
+        rate first; then the new rate is followed, and watched closely for a while."""
+        self._to_bus(data)
+        self.follow_baud()
+        self._watch_baud_until = self._clock.now() + BAUD_WATCH_S
 
     def _release(self) -> None:
         super()._release()
