@@ -29,7 +29,8 @@ def test_builtin_sim_rig_needs_no_file():
 
 @pytest.mark.parametrize("name, mode", [("sim.toml", "sim"), ("two-pi.toml", "hardware"),
                                         ("loopback.toml", "loopback"),
-                                        ("program-dut.toml", "loopback")])
+                                        ("program-dut.toml", "loopback"),
+                                        ("black-box.toml", "hardware")])
 def test_examples_load(name, mode):
     cfg = load_config(EXAMPLES / name)
     assert cfg.mode == mode
