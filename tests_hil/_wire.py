@@ -186,6 +186,10 @@ def no_false_data(ex: Any, reference: LongFrame, what: str, *, repeat: bool) -> 
 # --- what stays the same between readouts ------------------------------------------------------
 
 
+Layout = tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]
+"""DIF, DIFEs, VIF and VIFEs of each record of a telegram."""
+
+
 @dataclass(frozen=True, slots=True)
 class TelegramShape:
     """What stays the same between fresh readouts of one telegram of a readout (EN 13757-3
@@ -197,7 +201,7 @@ class TelegramShape:
 
     ci: int
     identity: tuple[int | str, int, int, int] | None
-    layout: tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]
+    layout: Layout
     more_records_follow: bool
 
     def differences(self, other: TelegramShape) -> list[str]:
@@ -216,12 +220,13 @@ class TelegramShape:
         return out
 
 
-def layout_text(layout: tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]) -> str:
+def layout_text(layout: Layout) -> str:
+    """A layout as hex, one record's DIF..VIFE bytes per item: "[04 06, 42 6C]"."""
     return "[" + ", ".join(bytes((dif, *difes, vif, *vifes)).hex(" ").upper()
                            for dif, difes, vif, vifes in layout) + "]"
 
 
-def record_layout(records: Any) -> tuple[tuple[int, tuple[int, ...], int, tuple[int, ...]], ...]:
+def record_layout(records: Any) -> Layout:
     """DIF, DIFEs, VIF and VIFEs of each record (values left out)."""
     return tuple((r.dif, tuple(r.difes), r.vif, tuple(r.vifes)) for r in records)
 
