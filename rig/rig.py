@@ -213,6 +213,8 @@ class Rig:
         self._extra_slaves: list[Dut] = []
         self.exchange_listeners: list[Callable[[Any], None]] = []
         """Called with every ``Exchange`` the master completes (the report's steps)."""
+        self.checked: list[str] = []
+        """What opening the rig checked, one line each (``mbus-rig rig check`` prints it)."""
         self._baud = config.master.baud
         self._opened = False
         self._closed = False
@@ -248,11 +250,23 @@ class Rig:
         return self
 
     def _gpio_backend(self) -> Any:
+        """The GPIO backend the fault lines need. A rig with no lines needs none (a simulated
+        one stands in); on a real bus ``auto`` must find RPi.GPIO: a simulated stand-in
+        there would make every injected fault a silent no-op."""
         if self._gpio_override is not None:
             return self._gpio_override
         from hardware.gpio.factory import open_backend
 
-        return open_backend(self.config.gpio.backend, clock=self.clock)
+        cfg = self.config.gpio
+        if not cfg.lines:
+            self.checked.append("GPIO: no fault lines in the rig file, no backend needed")
+            return open_backend("sim", clock=self.clock)
+        kind = "rpi" if cfg.backend == "auto" and not self.config.bus.simulated else cfg.backend
+        backend = open_backend(kind, clock=self.clock)
+        self.checked.append(f"GPIO: backend {backend.name!r} opened for "
+                            f"{len(cfg.lines)} fault line{'s' if len(cfg.lines) != 1 else ''} "
+                            f"({', '.join(line.label for line in cfg.lines)})")
+        return backend
 
     def _bus_name(self) -> str:
         base = self.config.master.port[len(SIM_URL_SCHEME):] or "sim"
@@ -308,6 +322,7 @@ class Rig:
         url = f"{SIM_URL_SCHEME}{self.bus.name}" if self.bus is not None else cfg.port
         self.port = SerialBusPort(url, self.clock, baud=cfg.baud, echo=cfg.echo)
         self.guard.add("master port", self.port.close)
+        self.checked.append(f"master port: {cfg.port} opened at {cfg.baud} Bd")
         trace = None if self.bus is not None else self.trace  # the sim bus taps the wire
         self.master = Master(self.port, self.clock, retries=cfg.retries, trace=trace,
                              read_latency=cfg.read_latency)
@@ -345,8 +360,11 @@ class Rig:
 
     def _build_sim_dut(self, dut_cfg: DutConfig) -> Dut:
         if dut_cfg.kind == "emulated":
-            return self._emulated(dut_cfg, dut_cfg.name, dut_cfg.address, dut_cfg.secondary,
-                                  self._capabilities(dut_cfg))
+            dut = self._emulated(dut_cfg, dut_cfg.name, dut_cfg.address, dut_cfg.secondary,
+                                 self._capabilities(dut_cfg))
+            self.checked.append(f"DUT {dut.name}: emulated meter (profile {dut.profile.name}) "
+                                f"at primary address {dut.address} on the simulated bus")
+            return dut
         if dut_cfg.command:
             return self._program_dut(dut_cfg)
         raise ConfigError(f"{self.config.source}: dut.{dut_cfg.name}: a {dut_cfg.kind} DUT on "
@@ -385,6 +403,10 @@ class Rig:
         self._programs.append(program)
         control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
         self._wait_ready(program, control)
+        self.checked.append(f"DUT {dut_cfg.name}: program started (pid {program.pid}) and "
+                            f"still running after {PROGRAM_SETTLE_S:g} s" if control is None
+                            else f"DUT {dut_cfg.name}: agent started (pid {program.pid}) "
+                                 f"and answers at {dut_cfg.url}")
         return self._outside_dut(dut_cfg, control, program=program,
                                  extra={"endpoint": bridge.endpoint, "bridge": bridge})
 
@@ -427,9 +449,10 @@ class Rig:
         deadline = clock.now() + (AGENT_READY_S if control is not None else PROGRAM_SETTLE_S)
         while True:
             if not program.running:
-                raise HardwareError(f"DUT {program.name}: {' '.join(program.argv)} exited "
-                                    f"(status {program.process.poll()}): "
-                                    f"{program.output().strip()[-500:]}")
+                said = " | ".join(program.output().strip().splitlines()[-3:])[-300:]
+                raise HardwareError(f"DUT {program.name}: {' '.join(program.argv)} exited at "
+                                    f"once (status {program.process.poll()})"
+                                    f"{': ' + said if said else ', no output'}")
             if control is not None:
                 try:
                     control.status()
@@ -444,6 +467,16 @@ class Rig:
 
     def _build_remote_dut(self, dut_cfg: DutConfig) -> Dut:
         control = self._agent_control(dut_cfg) if dut_cfg.kind == "agent" else None
+        if control is not None:
+            try:
+                control.status()
+            except MBusRigError as exc:
+                raise HardwareError(f"DUT {dut_cfg.name}: the agent does not answer "
+                                    f"({exc})") from None
+            self.checked.append(f"DUT {dut_cfg.name}: agent answers at {dut_cfg.url}")
+        else:
+            self.checked.append(f"DUT {dut_cfg.name}: {dut_cfg.kind}, reached only through "
+                                "the bus (nothing to check before the run)")
         return self._outside_dut(dut_cfg, control)
 
     def _agent_control(self, dut_cfg: DutConfig) -> Any:

@@ -127,17 +127,6 @@ def known_gap(test_id: str) -> str | None:
 
 def defect_descriptions() -> dict[str, str]:
     """What each defect does, from the engines that implement them."""
-    out: dict[str, str] = {}
-    try:
-        from protocol.link.slave import DEFECTS
+    from rig.defects import slave_defects
 
-        out.update(DEFECTS)
-    except ImportError:
-        pass
-    try:
-        from protocol import meter
-
-        out.update(getattr(meter, "DEVICE_DEFECTS", {}))
-    except ImportError:
-        pass
-    return out
+    return slave_defects()
