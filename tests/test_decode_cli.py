@@ -107,3 +107,45 @@ def test_the_installed_command_runs(tmp_path):
     assert result.returncode == 1
     assert json.loads(result.stdout)["header"]["id"] == "11490378"
     assert "Traceback" not in result.stderr and "nope: cannot read" in result.stderr
+
+
+def test_no_file_reads_standard_input(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(ACW.read_text()))
+    code, out, err = run(capsys)
+    assert (code, err) == (0, [])
+    assert json.loads(out[0])["header"]["id"] == "11490378"
+
+
+def test_table_prints_the_telegram_readably(capsys, monkeypatch):
+    code, out, err = run(capsys, "--table", str(ACW))
+    assert (code, err) == (0, [])
+    assert out[0] == (f"{ACW}, frame 1: 11490378 ACW v14 Cold water, access 10, status 00, "
+                      "CI 72, A 8")
+    header = out[1].split()
+    assert header == ["#", "function", "storage", "tariff", "subunit", "quantity", "value",
+                      "unit"]
+    volume = next(line for line in out if line.startswith("1 "))
+    assert "Volume" in volume and "54.321" in volume and "m^3" in volume
+    assert out[-1] == "manufacturer data: 00 01 75 13"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("E5 10 5B 01 5C 16 68 04 04 68 08 01 71 02 7C 16"))
+    code, out, err = run(capsys, "--table")
+    assert (code, err) == (0, [])
+    assert out == ["<stdin>, frame 1: E5", "<stdin>, frame 2: REQ_UD2 A=1 FCB=0",
+                   "<stdin>, frame 3: CI 71, A 1, no records", "alarm 02"]
+
+
+@pytest.mark.parametrize("blob", [bytes(range(256)), b"\x7fELF\x02\x01\x01" + b"\x00" * 40,
+                                  b"68 04 04 68\x00\x01", "68 é".encode()])
+def test_binary_input_is_refused_in_one_line_and_never_printed(capsys, monkeypatch, tmp_path,
+                                                               blob):
+    path = tmp_path / "capture.bin"
+    path.write_bytes(blob)
+    for args, stdin in (([str(path)], None), ([], blob)):
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = main(["decode", *args])
+        captured = capsys.readouterr()
+        assert code == 1 and captured.out == ""
+        lines = captured.err.splitlines()
+        assert len(lines) == 1 and "binary data" in lines[0] and "xxd -p" in lines[0]
+        assert lines[0].isascii() and "\x00" not in lines[0] and "ELF" not in lines[0]

@@ -15,7 +15,7 @@ import stat
 import sys
 
 from protocol.errors import ConfigError
-from rig.cli import parse_host_port
+from rig.cli import HelpWithExamples, examples, parse_host_port
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 MIN_TOKEN = 16
@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "agent", help="run the slave-Pi agent: emulated slave on a TSS721A UART + HTTP API",
         description="Run the emulated M-Bus slave on the TSS721A's serial port and serve the "
         "authenticated HTTP/JSON control API (arm faults, defects, baud, trace, power-fail "
-        "line, reset). Every request needs 'Authorization: Bearer <token>'.")
+        "line, reset). Every request needs 'Authorization: Bearer <token>'.",
+        formatter_class=HelpWithExamples,
+        epilog=examples("mbus-rig agent --port /dev/ttyAMA0 --listen 0.0.0.0:8765 "
+                        "--token-file /etc/mbus-rig/agent.token --pf-pin 25",
+                        "mbus-rig agent --port /dev/pts/7 --no-echo --gpio sim "
+                        "--token-file agent.token --profile multi-telegram"))
     parser.add_argument("--port", required=True, metavar="DEV",
                         help="serial port of the TSS721A (e.g. /dev/ttyAMA0) or a pyserial URL")
     parser.add_argument("--profile", metavar="FILE",

@@ -13,7 +13,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_command(
         subparsers, "ping", ping, help="send SND_NKE (or a secondary selection) and report the E5",
         description="Ping one slave: SND_NKE to --address (254 pings every slave at once), "
-        "or select it by --secondary. Exit 0 when it acknowledged, 1 otherwise.")
+        "or select it by --secondary. Exit 0 when it acknowledged, 1 otherwise (with --json, "
+        "a JSON object either way).",
+        examples=("mbus-rig ping -d /dev/ttyUSB0 --address 5",
+                  "mbus-rig ping -d socket://192.168.1.20:10001 --address 254 --json"))
 
 
 def ping(bus: BusSession, args: argparse.Namespace) -> int:

@@ -13,15 +13,18 @@ import argparse
 import json
 from typing import Any
 
-from protocol.identity import manufacturer_letters, medium_name
+from rig.tools import telegram_table
 from rig.tools.bus import BusSession, add_command, target_name
-from rig.tools.output import print_line, print_table
+from rig.tools.output import print_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(
         subparsers, "read", read, help="read a slave's records (REQ_UD2), all telegrams with --all-telegrams",
-        description=__doc__, raw_description=True)
+        description=__doc__, raw_description=True,
+        examples=("mbus-rig read -d /dev/ttyUSB0 --address 5",
+                  "mbus-rig read -d sim --profile multi-telegram --address 1 --all-telegrams",
+                  "mbus-rig read -d /dev/ttyUSB0 --secondary 123456782D2C0104 --json"))
     parser.add_argument("--all-telegrams", action="store_true",
                         help="follow 'more records follow' (DIF 1F) to the last telegram")
 
@@ -50,39 +53,8 @@ def telegram_object(reply: Any) -> dict[str, Any]:
 
 
 def print_telegram(reply: Any, *, index: int, count: int, target: str) -> None:
-    telegram = reply.telegram
-    header = telegram.header
     frame = getattr(reply, "frame", None) or reply.exchange.frame
     title = f"{target}, telegram {index + 1}" + (f" of {count}" if count > 1 else "")
-    if header is not None and hasattr(header, "manufacturer"):
-        title += (f": {header.id:08d} {manufacturer_letters(header.manufacturer)} "
-                  f"v{header.version} {medium_name(header.medium)}, access {header.access_number}, "
-                  f"status {header.status:02X}")
-    title += f", CI {telegram.ci:02X}, A {frame.a}"
-    rows = []
-    for number, record in enumerate(telegram.records):
-        rows.append((number, _function_name(record.function), record.storage, record.tariff,
-                     record.subunit, record.quantity, _value_text(record.value), record.unit or ""))
-    print_table(("#", "function", "storage", "tariff", "subunit", "quantity", "value", "unit"),
-                rows, title=title)
-    if telegram.more_records_follow and count == 1:
+    telegram_table.print_telegram(frame, reply.telegram, title=title)
+    if reply.telegram.more_records_follow and count == 1:
         print_line("more records follow (use --all-telegrams to read them)")
-    if telegram.application_error is not None:
-        print_line(f"application error {telegram.application_error}")
-    if telegram.alarm is not None:
-        print_line(f"alarm {telegram.alarm:02X}")
-    if telegram.manufacturer_data:
-        print_line(f"manufacturer data: {telegram.manufacturer_data.hex(' ').upper()}")
-
-
-def _function_name(function: object) -> str:
-    name = getattr(function, "name", None)
-    return str(name if name is not None else function).lower().replace("_", " ")
-
-
-def _value_text(value: object) -> str:
-    if isinstance(value, bytes | bytearray):
-        return value.hex(" ").upper()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)

@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = add_command(
         subparsers, "reset", reset, help="application reset (SND_UD, CI 50)",
         description="Send an application reset (CI 50) to --address or the slave selected by "
-        "--secondary, optionally with a subcode byte.")
+        "--secondary, optionally with a subcode byte.",
+        examples=("mbus-rig reset -d /dev/ttyUSB0 --address 5",
+                  "mbus-rig reset -d sim --address 1 --subcode 00"))
     parser.add_argument("--subcode", type=_subcode, default=None, metavar="HEX",
                         help="subcode byte, hex 00-FF (default: none)")
 

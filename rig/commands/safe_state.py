@@ -13,6 +13,7 @@ import sys
 
 from hardware.lines import FaultLines
 from protocol.errors import HardwareError, MBusRigError
+from rig.cli import HelpWithExamples, examples
 from rig.config import RigConfig, load_config
 from rig.safety import RigLock, lock_path_for
 
@@ -23,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "safe-state", help="release every fault line of the rig (CI always-run step)",
         description="Put the rig in its safe state: every fault line released (healthy bus), "
-                    "faults armed in an agent DUT disarmed.")
+                    "faults armed in an agent DUT disarmed.",
+        formatter_class=HelpWithExamples,
+        epilog=examples("mbus-rig safe-state --rig rig/examples/two-pi.toml"))
     parser.add_argument("--rig", default="sim", metavar="sim|FILE",
                         help="the rig file (default: the built-in simulated rig)")
     parser.set_defaults(handler=run)

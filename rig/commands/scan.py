@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = add_command(
         subparsers, "scan", scan, target=False, raw_description=True,
         help="find slaves by primary address, or by secondary address (--secondary)",
-        description=__doc__)
+        description=__doc__,
+        examples=("mbus-rig scan -d /dev/ttyUSB0 -b 2400",
+                  "mbus-rig scan -d /dev/ttyUSB0 --secondary --mask 1234FFFFFFFFFFFF",
+                  "mbus-rig scan -d sim:5 --range 1-10 --json"))
     parser.add_argument("--secondary", action="store_true",
                         help="search by secondary address instead of primary address")
     parser.add_argument("-m", "--mask", type=options.mask, default="F" * 16, metavar="MASK",

@@ -15,7 +15,9 @@ from rig.tools.output import print_json, print_line
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(
         subparsers, "select", select, help="select a slave by secondary address / mask (it answers at 253)",
-        description="Select a slave by secondary address (SND_UD to 253, CI 52).", target=False)
+        description="Select a slave by secondary address (SND_UD to 253, CI 52).", target=False,
+        examples=("mbus-rig select -d /dev/ttyUSB0 --secondary 123456782D2C0104",
+                  "mbus-rig select -d sim --mask 1FFFFFFFFFFFFFFF"))
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("-m", "--mask", type=options.mask, metavar="MASK",
                        help=f"selection mask ({options.MASK_HELP})")

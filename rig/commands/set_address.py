@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         subparsers, "set-address", set_address, help="change a slave's primary address and verify it",
         description="Change the primary address of the slave at --address (or selected by "
         "--secondary) to --new, after checking nobody answers at --new; then verify it "
-        "answers at --new.")
+        "answers at --new.",
+        examples=("mbus-rig set-address -d /dev/ttyUSB0 --address 0 --new 42",
+                  "mbus-rig set-address -d sim --secondary 123456782D2C0104 --new 7"))
     parser.add_argument("-n", "--new", type=options.slave_address, required=True, metavar="N",
                         help=f"the new primary address ({options.SLAVE_ADDRESS_HELP})")
     parser.add_argument("--force", action="store_true",

@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = add_command(
         subparsers, "switch-baud", switch_baud, help="switch a slave's baud rate and verify it at the new rate",
         description="Switch the slave at --address (or selected by --secondary) from --baud to "
-        "--to, then ping it at the new rate.")
+        "--to, then ping it at the new rate.",
+        examples=("mbus-rig switch-baud -d /dev/ttyUSB0 --address 5 --baud 2400 --to 9600",))
     parser.add_argument("--to", type=options.baud, required=True, metavar="BAUD",
                         help=f"the new baud rate ({options.BAUD_HELP})")
 

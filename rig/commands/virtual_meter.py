@@ -20,7 +20,7 @@ from protocol.fields import PRIMARY_MAX
 from protocol.identity import medium_name
 from protocol.meter import MeterProfile
 from protocol.timing import BAUD_RATES
-from rig.cli import parse_host_port
+from rig.cli import HelpWithExamples, examples, parse_host_port
 
 MAX_SLAVES = 250
 LOOPBACK = "127.0.0.1"
@@ -48,7 +48,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "outside masters (libmbus, pyMeterBus, your own) through a pseudo-terminal and/or raw "
         "M-Bus over TCP. Pseudo-terminals carry no parity and no baud rate: use the "
         "simulated bus in-process (--device sim) for character-level faults. Runs until "
-        "Ctrl-C / SIGTERM.")
+        "Ctrl-C / SIGTERM.",
+        formatter_class=HelpWithExamples,
+        epilog=examples("mbus-rig virtual-meter --link /tmp/mbus0     # then: mbus-serial-scan /tmp/mbus0",
+                        "mbus-rig virtual-meter --slaves 3 --tcp 127.0.0.1:5000",
+                        "mbus-rig virtual-meter --profile multi-telegram --baud 9600"))
     parser.add_argument("--profile", metavar="FILE",
                         help="meter profile (TOML), or a shipped profile name: heat-meter, "
                         "multi-telegram (default: the built-in heat meter)")

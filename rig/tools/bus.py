@@ -303,17 +303,19 @@ def run_on_bus(body: Body, args: argparse.Namespace) -> int:
 
 
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-                body: Body, *, help: str, description: str, target: bool = True,
-                raw_description: bool = False) -> argparse.ArgumentParser:
+                body: Body, *, help: str, description: str, examples: Sequence[str],
+                target: bool = True, raw_description: bool = False) -> argparse.ArgumentParser:
     """A master-tool subcommand: --address/--secondary (``target``), --json, the bus options;
-    its handler runs ``body`` on the open bus. Returns the parser for the command's own
-    options."""
+    its handler runs ``body`` on the open bus; ``examples`` (command lines) end its help.
+    Returns the parser for the command's own options."""
+    from rig.cli import HelpWithExamples, RawHelpWithExamples
+    from rig.cli import examples as examples_epilog
+
     from . import options
 
     parser = subparsers.add_parser(
-        name, help=help, description=description,
-        formatter_class=(argparse.RawDescriptionHelpFormatter if raw_description
-                         else argparse.HelpFormatter))
+        name, help=help, description=description, epilog=examples_epilog(*examples),
+        formatter_class=RawHelpWithExamples if raw_description else HelpWithExamples)
     if target:
         options.add_target_options(parser)
     options.add_json_option(parser)
