@@ -16,7 +16,7 @@ a clock pause between them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from hardware.clock import Clock
@@ -415,12 +415,14 @@ class Master:
                                    exchange))
         return hits
 
-    def search_secondary(self, mask: SelectionMask | str = ALL, *,
-                         select_retries: int = 0) -> SearchResult:
+    def search_secondary(self, mask: SelectionMask | str = ALL, *, select_retries: int = 0,
+                         progress: Callable[[SearchResult], None] | None = None
+                         ) -> SearchResult:
         """Find every slave matching ``mask`` by secondary address (protocol.link.search).
 
         Selection probes are sent with ``select_retries`` (default none: a probe nobody
         answers costs one response window); confirming reads use the master's retries.
+        ``progress`` gets the result so far after every probe (probes made, slaves found).
         """
         search = SecondarySearch(_mask(mask, None))
         started = self.clock.now()
@@ -435,6 +437,8 @@ class Master:
                 header = self._header_of(exchange)
                 search.report(exchange.outcome, _secondary(header),
                               None if header is None else header.access_number)
+            if progress is not None:
+                progress(replace(search.result, duration=self.clock.now() - started))
         return replace(search.result, duration=self.clock.now() - started)
 
     def secondary_of(self, exchange: Exchange) -> SecondaryAddress | None:

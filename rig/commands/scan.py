@@ -8,7 +8,11 @@ Waiting uses the standard's response window (330 bit times + 50 ms), not a fixed
 
 Secondary scan (``--secondary``): the link layer's SecondarySearch under ``--mask``: every
 slave is found, including those whose E5s merge cleanly, those that differ only in hex
-positions of manufacturer, version or medium, and collisions at the last position.
+positions of manufacturer, version or medium, and collisions at the last position. On a
+terminal, the progress line shows the probes made and the slaves found so far.
+
+Interrupted (Ctrl-C), a scan prints what it found so far, says where it stopped, and exits
+with status 130.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from protocol.errors import ConfigError, MBusRigError
 from protocol.fields import PRIMARY_MAX
 from protocol.link import master as link
 from protocol.link.master import Outcome
+from protocol.link.search import SearchResult
 from rig.tools import options
 from rig.tools.bus import (
     BusSession,
@@ -31,6 +36,8 @@ from rig.tools.bus import (
     run_on_bus,
 )
 from rig.tools.output import hex_bytes, note, print_json, print_table, progress
+
+EXIT_INTERRUPTED = 130
 
 
 def _address_range(text: str) -> range:
@@ -93,6 +100,7 @@ class PrimaryScan:
     findings: list[PrimaryFinding] = field(default_factory=list)
     bus_time_s: float = 0.0
     requests: int = 0
+    interrupted_at: int | None = None  # the address being probed when Ctrl-C came
 
 
 def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
@@ -137,11 +145,16 @@ def probe_primary(bus: BusSession, address: int) -> PrimaryFinding | None:
 
 
 def run_primary_scan(bus: BusSession, addresses: range) -> PrimaryScan:
+    """Probe ``addresses`` in turn; Ctrl-C ends the scan with what it found so far."""
     result = PrimaryScan()
     start = bus.clock.now()
     with progress(f"primary scan at {bus.baud} baud", len(addresses)) as tick:
         for address in addresses:
-            finding = probe_primary(bus, address)
+            try:
+                finding = probe_primary(bus, address)
+            except KeyboardInterrupt:
+                result.interrupted_at = address
+                break
             if finding is not None:
                 result.findings.append(finding)
             tick(description=f"address {address}: {len(result.findings)} found")
@@ -149,20 +162,28 @@ def run_primary_scan(bus: BusSession, addresses: range) -> PrimaryScan:
     return result
 
 
+def _interrupted(where: str) -> int:
+    note(f"interrupted {where}: the results above are what was found until then")
+    return EXIT_INTERRUPTED
+
+
 def scan_primary(bus: BusSession, args: argparse.Namespace) -> int:
     scan = run_primary_scan(bus, args.range)
+    last = args.range.stop - 1 if scan.interrupted_at is None else scan.interrupted_at - 1
+    stopped = f"at address {scan.interrupted_at}"
     if args.json:
         print_json({
             "device": bus.device, "baud": bus.baud, "scan": "primary",
-            "addresses": [args.range.start, args.range.stop - 1],
+            "addresses": [args.range.start, last],
             "found": [_finding_json(f) for f in scan.findings],
             "bus_time_s": round(scan.bus_time_s, 6),
+            "interrupted": scan.interrupted_at is not None,
         })
-        return 0
+        return 0 if scan.interrupted_at is None else _interrupted(stopped)
     if not scan.findings:
-        note(f"no slave answered at addresses {args.range.start}-{args.range.stop - 1} "
+        note(f"no slave answered at addresses {args.range.start}-{last} "
              f"({bus.baud} baud, {bus.retries} retries)")
-        return 0
+        return 0 if scan.interrupted_at is None else _interrupted(stopped)
     rows = []
     for f in scan.findings:
         s = f.slave or {}
@@ -171,8 +192,9 @@ def scan_primary(bus: BusSession, args: argparse.Namespace) -> int:
                      "" if f.response_delay_ms is None else f"{f.response_delay_ms:.1f}", f.detail))
     print_table(("address", "status", "secondary", "manufacturer", "version", "medium",
                  "delay ms", "detail"), rows,
-                title=f"primary scan, {bus.device}, {bus.baud} baud: {len(scan.findings)} found")
-    return 0
+                title=f"primary scan, {bus.device}, {bus.baud} baud, addresses "
+                f"{args.range.start}-{last}: {len(scan.findings)} found")
+    return 0 if scan.interrupted_at is None else _interrupted(stopped)
 
 
 def _finding_json(f: PrimaryFinding) -> dict[str, Any]:
@@ -184,10 +206,27 @@ def _finding_json(f: PrimaryFinding) -> dict[str, Any]:
 # --- secondary -------------------------------------------------------------------------------
 
 
+def run_secondary_scan(bus: BusSession, mask: str) -> tuple[SearchResult, bool]:
+    """The search under ``mask`` with a progress line (probes, slaves found); Ctrl-C ends
+    it with what it found so far. (result, interrupted)."""
+    title = f"secondary search under {mask} at {bus.baud} baud"
+    so_far = SearchResult((), 0, 0, ())
+    with progress(title, None) as tick:
+
+        def seen(result: SearchResult) -> None:
+            nonlocal so_far
+            so_far = result
+            tick(0, description=f"{title}: {result.probes} probes, {len(result.slaves)} found")
+
+        try:
+            return bus.search_secondary(mask, progress=seen), False
+        except KeyboardInterrupt:
+            return so_far, True
+
+
 def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
     start = bus.clock.now()
-    with progress(f"secondary search under {args.mask} at {bus.baud} baud", None):
-        result = bus.search_secondary(args.mask)
+    result, interrupted = run_secondary_scan(bus, args.mask)
     bus_time = bus.clock.now() - start
     # slaves with the same secondary address are told apart by their fabrication number
     # (the fabrication-number mask, F = wildcard, that selected each one alone)
@@ -198,18 +237,18 @@ def scan_secondary(bus: BusSession, args: argparse.Namespace) -> int:
         print_json({"device": bus.device, "baud": bus.baud, "scan": "secondary", "mask": args.mask,
                     "found": found, "unresolved": unresolved, "probes": result.probes,
                     "selects": result.selects, "reads": result.reads,
-                    "bus_time_s": round(bus_time, 6)})
-        return 0
+                    "bus_time_s": round(bus_time, 6), "interrupted": interrupted})
+        return _interrupted(f"after {result.probes} probes") if interrupted else 0
     for mask in unresolved:
         note(f"collision under {mask}: several slaves match it and none of the selections "
              "separated them (same secondary address and fabrication number?)")
     if not found:
         if not unresolved:
             note(f"no slave matched {args.mask} ({bus.baud} baud, {result.probes} probes)")
-        return 0
+        return _interrupted(f"after {result.probes} probes") if interrupted else 0
     print_table(("secondary", "id", "manufacturer", "version", "medium", "fabrication"),
                 [(f["secondary"], f["id"], f["manufacturer"], f["version"], f["medium"],
                   f["fabrication"] or "-") for f in found],
                 title=f"secondary scan, {bus.device}, {bus.baud} baud, mask {args.mask}: "
                 f"{len(found)} found, {result.probes} probes")
-    return 0
+    return _interrupted(f"after {result.probes} probes") if interrupted else 0

@@ -63,17 +63,23 @@ def parse_sim_device(device: str) -> int | None:
 def sim_population(count: int, *, seed: int, baud: int,
                    profile: MeterProfile | None = None) -> list[MeterProfile]:
     """``count`` meter profiles at addresses 1..count with distinct random IDs and
-    fabrication numbers (seeded)."""
-    from protocol.meter import heat_meter_profile
-
-    base = profile if profile is not None else heat_meter_profile()
+    fabrication numbers (seeded), listening at ``baud`` where their profile supports it and
+    at the profile's own rate otherwise (a meter never gains a rate its profile lacks)."""
+    base = sim_base_profile(profile)
+    rate = baud if baud in base.bauds else base.baud
     rng = random.Random(seed)
     ids = rng.sample(range(FIRST_SIM_ID, 100_000_000), count)
     fabrication = rng.sample(range(FIRST_SIM_ID, 100_000_000), count)
-    bauds = tuple(sorted(set(base.bauds) | {baud}))
-    return [dataclasses.replace(base, id=ids[i], address=i + 1, baud=baud, bauds=bauds,
+    return [dataclasses.replace(base, id=ids[i], address=i + 1, baud=rate,
                                 fabrication_number=fabrication[i], name=f"meter{i + 1}")
             for i in range(count)]
+
+
+def sim_base_profile(profile: MeterProfile | None) -> MeterProfile:
+    """The profile of ``sim`` meters: ``--profile``'s, else the built-in heat meter."""
+    from protocol.meter import heat_meter_profile
+
+    return profile if profile is not None else heat_meter_profile()
 
 
 class BusSession:
@@ -135,8 +141,11 @@ class BusSession:
         self.call(f"secondary {text}", lambda m: m.select(self.mask_of(text)))
         return ADDRESS_SELECTED
 
-    def search_secondary(self, mask: str) -> Any:
-        return self.call(f"mask {mask}", lambda m: m.search_secondary(self.mask_of(mask)))
+    def search_secondary(self, mask: str, progress: Callable[[Any], None] | None = None) -> Any:
+        """The secondary search under ``mask``; ``progress`` gets the result so far after
+        every probe."""
+        return self.call(f"mask {mask}", lambda m: m.search_secondary(self.mask_of(mask),
+                                                                      progress=progress))
 
     @staticmethod
     def delay_ms(exchange: Any) -> float | None:
@@ -258,12 +267,14 @@ def open_sim(profiles: Sequence[MeterProfile], *, device: str = "sim", baud: int
                       sim=bus, meters=meters)
 
 
-def load_profile_arg(path: str | None) -> MeterProfile | None:
-    if path is None:
+def load_profile_arg(spec: str | None) -> MeterProfile | None:
+    """``--profile``: a profile file or a shipped profile's name, resolved as
+    ``virtual-meter`` and rig files resolve it (hardware.profile.read_profile)."""
+    if spec is None:
         return None
-    from hardware.profile import load_profile
+    from hardware.profile import read_profile
 
-    return load_profile(path)
+    return read_profile(spec, "--profile")
 
 
 @contextmanager
@@ -276,8 +287,14 @@ def open_bus(args: argparse.Namespace) -> Iterator[BusSession]:
         session = open_serial(args.device, baud=args.baud, retries=args.retries,
                               timeout=args.timeout, echo=args.echo, verbose=args.verbose)
     else:
-        profiles = sim_population(count, seed=args.seed, baud=args.baud,
-                                  profile=load_profile_arg(args.profile))
+        profile = sim_base_profile(load_profile_arg(args.profile))
+        if args.baud not in profile.bauds:
+            from .output import note
+
+            note(f"sim: profile {profile.name} does not support {args.baud} baud (it supports "
+                 f"{', '.join(map(str, profile.bauds))}); its meters listen at "
+                 f"{profile.baud} baud")
+        profiles = sim_population(count, seed=args.seed, baud=args.baud, profile=profile)
         session = open_sim(profiles, device=args.device, baud=args.baud, seed=args.seed,
                            retries=args.retries, timeout=args.timeout, echo=args.echo,
                            verbose=args.verbose)

@@ -141,8 +141,9 @@ def add_bus_options(parser: argparse.ArgumentParser) -> None:
                        help="print the decoded bus trace with timestamps to stderr")
     group.add_argument("--seed", type=int, default=1,
                        help="simulated bus only: seed of its randomness (default: %(default)s)")
-    group.add_argument("--profile", default=None, metavar="FILE",
-                       help="simulated bus only: meter profile (TOML) of the emulated meters")
+    group.add_argument("--profile", default=None, metavar="FILE|NAME",
+                       help="simulated bus only: meter profile of the emulated meters, a TOML "
+                       "file or a shipped profile name (heat-meter, multi-telegram)")
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

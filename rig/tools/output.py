@@ -78,12 +78,14 @@ class Ticker(Protocol):
 
 @contextmanager
 def progress(description: str, total: int | None, *, stream: TextIO | None = None) -> Iterator[Ticker]:
-    """A progress bar on stderr, off when stderr is not a terminal. Yields ``tick(n, description=)``."""
+    """A progress bar on stderr, off when stderr is not a terminal. Yields ``tick(n, description=)``.
+    Without a ``total`` there is no bar, only the description (which then says how far it
+    got) and the time elapsed."""
     out = stream if stream is not None else sys.stderr
     enabled = out.isatty()
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=Console(file=out), transient=True,
-                   disable=not enabled)
+    counted = (BarColumn(), MofNCompleteColumn()) if total is not None else ()
+    bar = Progress(TextColumn("{task.description}"), *counted, TimeElapsedColumn(),
+                   console=Console(file=out), transient=True, disable=not enabled)
     with bar:
         task = bar.add_task(description, total=total)
 
