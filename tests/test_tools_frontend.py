@@ -111,7 +111,7 @@ def test_interrupted_primary_scan_prints_what_it_found(capsys, monkeypatch):
     interrupt_after(monkeypatch, 5)
     code, out, err = run(capsys, "scan", "-d", "sim:3", "--range", "0-10")
     assert code == 130
-    assert "addresses 0-2: 2 found" in out.splitlines()[0]
+    assert out.splitlines()[0] == "primary scan, sim:3, 2400 baud, addresses 0-2 (interrupted): 2 found"
     assert [line.split()[0] for line in out.splitlines()[3:]] == ["1", "2"]
     assert err.strip() == ("interrupted at address 3: the results above are what was found "
                            "until then")

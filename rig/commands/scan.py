@@ -184,6 +184,8 @@ def scan_primary(bus: BusSession, args: argparse.Namespace) -> int:
         note(f"no slave answered at addresses {args.range.start}-{last} "
              f"({bus.baud} baud, {bus.retries} retries)")
         return 0 if scan.interrupted_at is None else _interrupted(stopped)
+    part = ("" if scan.interrupted_at is None
+            else f", addresses {args.range.start}-{last} (interrupted)")
     rows = []
     for f in scan.findings:
         s = f.slave or {}
@@ -192,8 +194,8 @@ def scan_primary(bus: BusSession, args: argparse.Namespace) -> int:
                      "" if f.response_delay_ms is None else f"{f.response_delay_ms:.1f}", f.detail))
     print_table(("address", "status", "secondary", "manufacturer", "version", "medium",
                  "delay ms", "detail"), rows,
-                title=f"primary scan, {bus.device}, {bus.baud} baud, addresses "
-                f"{args.range.start}-{last}: {len(scan.findings)} found")
+                title=f"primary scan, {bus.device}, {bus.baud} baud{part}: "
+                f"{len(scan.findings)} found")
     return 0 if scan.interrupted_at is None else _interrupted(stopped)
 
 
