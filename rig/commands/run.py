@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -149,16 +150,26 @@ def _pytest_args(args: argparse.Namespace) -> list[str]:
     return extra[1:]
 
 
-def check_options(args: argparse.Namespace) -> tuple[RigConfig, list[int]]:
-    """Every option against the rig file and the suite, before anything starts: the rig
-    config with --seed and --defect applied, and the rates the run covers."""
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What the checked options say: the rig (``sim`` or the rig file's absolute path, as
+    pytest gets it), its config with --seed and --defect applied, the rates covered."""
+
+    rig: str
+    config: RigConfig
+    bauds: tuple[int, ...]
+
+
+def check_options(args: argparse.Namespace) -> RunPlan:
+    """Every option against the rig file and the suite, before anything starts."""
     rig = str(args.rig) if str(args.rig) == "sim" else str(Path(args.rig).resolve())
     config = load_config(rig)
     dut = config.dut(args.dut)
     bauds = parse_bauds(args.baud, config.master.baud, dut.supported_bauds)
     check_defects(config, args.dut, args.defect)
     suite.check_options(_selection(args), args.keyword, suite_scenarios())
-    return config.with_overrides(seed=args.seed, defects=frozenset(args.defect)), bauds
+    return RunPlan(rig, config.with_overrides(seed=args.seed, defects=frozenset(args.defect)),
+                   tuple(bauds))
 
 
 def suite_scenarios() -> list[suite.SuiteScenario]:
@@ -195,12 +206,12 @@ def list_defects(config: RigConfig, dut_name: str | None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     extra = _pytest_args(args)
-    config, _bauds = check_options(args)
+    plan = check_options(args)
     if args.list_scenarios:
         return list_scenarios(args)
     if args.list_defects:
-        return list_defects(config, args.dut)
-    checked = check_rig(config, args.dut)
+        return list_defects(plan.config, args.dut)
+    checked = check_rig(plan.config, args.dut)
     print(f"mbus-rig run: rig check passed ({len(checked)} checks; mbus-rig rig check "
           "lists them)")
     report: Path = args.report
@@ -209,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
         (report / "junit.xml").unlink(missing_ok=True)  # never name an earlier run's file
     except OSError as exc:
         raise HardwareError(f"--report {report}: cannot use it ({exc.strerror})") from None
-    status = _run_pytest(pytest_command(config.source if config.source != "<built-in sim>"
-                                        else "sim", report, suite_options(args) + extra,
+    status = _run_pytest(pytest_command(plan.rig, report, suite_options(args) + extra,
                                         args.baud))
     return _report(report, status, html=not args.no_html)
 
