@@ -450,8 +450,8 @@ class Rig:
         while True:
             if not program.running:
                 said = " | ".join(program.output().strip().splitlines()[-3:])[-300:]
-                raise HardwareError(f"DUT {program.name}: {' '.join(program.argv)} exited at "
-                                    f"once (status {program.process.poll()})"
+                raise HardwareError(f"DUT {program.name}: {' '.join(program.argv)} exited "
+                                    f"while starting (status {program.process.poll()})"
                                     f"{': ' + said if said else ', no output'}")
             if control is not None:
                 try:

@@ -296,7 +296,7 @@ RIG_FAULTS = {
                                          ["GPIO backend 'rpi'"]),
     "program exits at once": (lambda tmp: program_rig(
         [sys.executable, "-c", "import sys; print('no meter here'); sys.exit(3)", "{tty}"]),
-        ["DUT slave", "exited at once (status 3)", "no meter here"]),
+        ["DUT slave", "exited while starting (status 3)", "no meter here"]),
     "program not found": (lambda tmp: program_rig(["no-such-program-mbus-rig", "{tty}"]),
                           ["DUT slave", "cannot start 'no-such-program-mbus-rig'"]),
     "port does not exist": (lambda tmp: real_rig(port="/dev/ttyNOSUCH-mbus-rig"),
