@@ -80,6 +80,13 @@ def test_a_wrong_option_is_one_line_and_exit_2_before_pytest(
     assert not report.exists()
 
 
+def test_a_report_path_that_is_a_file_is_refused_before_pytest(capsys, no_pytest, tmp_path):
+    taken = tmp_path / "report"
+    taken.write_text("not a folder")
+    code, out, err = call(capsys, "run", "--report", str(taken))
+    assert_refused(code, out, err, f"--report {taken}: is a file, not a folder")
+
+
 @pytest.mark.parametrize("text, words", [
     ("", ["no [[dut]]"]),
     ("   \n# only a comment\n", ["no [[dut]]"]),

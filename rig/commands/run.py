@@ -168,6 +168,10 @@ def check_options(args: argparse.Namespace) -> RunPlan:
     bauds = parse_bauds(args.baud, config.master.baud, dut.supported_bauds)
     check_defects(config, args.dut, args.defect)
     suite.check_options(_selection(args), args.keyword, suite_scenarios())
+    report: Path = args.report
+    if report.exists() and not report.is_dir():
+        raise ConfigError(f"--report {report}: is a file, not a folder (give a folder for "
+                          "the reports)")
     return RunPlan(rig, config.with_overrides(seed=args.seed, defects=frozenset(args.defect)),
                    tuple(bauds))
 
@@ -219,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         report.mkdir(parents=True, exist_ok=True)
         (report / "junit.xml").unlink(missing_ok=True)  # never name an earlier run's file
     except OSError as exc:
-        raise HardwareError(f"--report {report}: cannot use it ({exc.strerror})") from None
+        raise ConfigError(f"--report {report}: cannot write there ({exc.strerror})") from None
     status = _run_pytest(pytest_command(plan.rig, report, suite_options(args) + extra,
                                         args.baud))
     return _report(report, status, html=not args.no_html)
