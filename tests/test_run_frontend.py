@@ -344,6 +344,15 @@ def test_a_rig_without_fault_lines_needs_no_gpio_backend(capsys, no_rpi_gpio, tm
     assert out.strip().splitlines()[-1] == f"rig check passed: {rig}"
 
 
+def test_safe_state_of_a_rig_without_fault_lines_needs_no_gpio_backend(capsys, no_rpi_gpio,
+                                                                        tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text(real_rig())
+    code, out, err = call(capsys, "safe-state", "--rig", str(rig))
+    assert (code, err) == (0, "")
+    assert "no lines" in out
+
+
 def test_rig_check_says_what_it_checked(capsys, tmp_path):
     rig = tmp_path / "rig.toml"
     rig.write_text(program_rig([sys.executable, "-c",

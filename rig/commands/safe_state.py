@@ -48,7 +48,7 @@ def safe_state(cfg: RigConfig) -> str:
     Raises HardwareError when a line could not be released."""
     from hardware.gpio.factory import open_backend
 
-    backend = open_backend(cfg.gpio.backend)
+    backend = open_backend(cfg.gpio.backend if cfg.gpio.lines else "sim")  # no lines: no GPIO
     lines = FaultLines.from_specs(backend, cfg.gpio.lines)  # set up = driven released
     report = lines.close()
     if not report.ok:
