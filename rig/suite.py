@@ -19,7 +19,9 @@ from .selection import ScenarioSelection
 
 @dataclass(frozen=True, slots=True)
 class SuiteScenario:
-    """One scenario of the suite and its markers."""
+    """One scenario of the suite and its markers. A parametrised case may carry its own
+    severity and clause (a ``recommended`` case cites what it rests on): ``cases`` lists
+    the (severity, clause) pairs its cases have, the scenario's first."""
 
     node: str  # file::function
     area: str
@@ -27,23 +29,35 @@ class SuiteScenario:
     clause: str  # the reference, e.g. "EN 13757-2 link layer, FCB/FCV"
     clause_text: str  # what the clause demands, in a few words
     needs: tuple[str, ...]
+    own_cases: tuple[tuple[str, str], ...] = ()  # (severity, "reference text") of such cases
 
     @property
-    def clause_marker(self) -> str:
-        """Reference and text as one string, as the plugin matches ``--clause`` against."""
-        return f"{self.clause} {self.clause_text}"
+    def cases(self) -> tuple[tuple[str, str], ...]:
+        """(severity, clause reference and text) of each kind of case the scenario has: the
+        string is what the plugin matches ``--clause`` against."""
+        return ((self.severity, f"{self.clause} {self.clause_text}"), *self.own_cases)
+
+    @property
+    def severities(self) -> list[str]:
+        return list(dict.fromkeys(severity for severity, _ in self.cases))
 
     def selected(self, selection: ScenarioSelection, keyword: str | None = None) -> bool:
-        return (selection.matches(self.area, self.severity, [self.clause_marker])
+        """Would any of its cases run with these options?"""
+        return (any(selection.matches(self.area, severity, [clause])
+                    for severity, clause in self.cases)
                 and (keyword is None or keyword_matches(keyword, self.node)))
 
 
 def scenarios() -> list[SuiteScenario]:
     """Every scenario of the installed suite (from its catalogue, without running pytest)."""
     from tests_hil._catalog import scenarios as catalogue
+    from tests_hil._scenario import RECOMMENDED
 
     return [SuiteScenario(e.node, e.meta.area, e.meta.severity, e.meta.clause.ref,
-                          e.meta.clause.text, e.meta.needs) for e in catalogue()]
+                          e.meta.clause.text, e.meta.needs,
+                          tuple((RECOMMENDED, f"{r.clause.ref} {r.clause.text}")
+                                for r in e.recommended))
+            for e in catalogue()]
 
 
 def severities() -> tuple[str, ...]:
@@ -89,6 +103,6 @@ def check_options(selection: ScenarioSelection, keyword: str | None,
     for ``suite`` (an unknown area, a level that is not one, a clause no scenario cites,
     a ``-k`` that does not parse)."""
     selection.check(severities=severities(), areas=[s.area for s in suite],
-                    clauses=[s.clause_marker for s in suite])
+                    clauses=[clause for s in suite for _, clause in s.cases])
     if keyword is not None:
         _compile(keyword)

@@ -152,6 +152,21 @@ def test_selection_matches_markers():
     assert not ScenarioSelection()
 
 
+def test_a_scenario_is_listed_for_the_severity_and_clause_of_any_of_its_cases():
+    from rig.suite import SuiteScenario
+
+    gap = SuiteScenario("test_frame_errors.py::test_gap", "frame errors", "critical",
+                        "EN 13757-2 FT1.2, frame checks", "discarded", (),
+                        (("recommended", "IEC 60870-5-1 FT1.2 transmission rules idle"),))
+    assert gap.severities == ["critical", "recommended"]
+    for severities, clauses, chosen in [(["recommended"], [], True), (["critical"], [], True),
+                                        (["minor"], [], False),
+                                        (["recommended"], ["transmission rules"], True),
+                                        (["critical"], ["transmission rules"], False)]:
+        selection = ScenarioSelection.from_options([], severities, clauses)
+        assert gap.selected(selection) is chosen, (severities, clauses)
+
+
 # --- the run passes its options to pytest and names only what it wrote --------------------
 
 SUITE = '''
@@ -190,9 +205,11 @@ def demo_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from rig.suite import SuiteScenario
 
     demo = [SuiteScenario("test_demo.py::test_primary", "addressing", "critical",
-                          "EN 13757-2 link layer, A field", "answers", ("primary",)),
+                          "EN 13757-2 link layer, A field", "answers at its primary address",
+                          ("primary",)),
             SuiteScenario("test_demo.py::test_timing", "timing", "normal",
-                          "EN 13757-2 link layer, timing", "answer window", ()),
+                          "EN 13757-2 link layer, timing", "answer window", (),
+                          (("recommended", "IEC 60870-5-1 FT1.2 idle"),)),
             SuiteScenario("test_demo.py::test_fcb", "fcb", "critical",
                           "EN 13757-2 link layer, FCB/FCV", "repeat", ())]
     monkeypatch.setattr(run_command, "suite_scenarios", lambda: demo)

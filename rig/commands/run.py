@@ -189,7 +189,7 @@ def list_scenarios(args: argparse.Namespace) -> int:
     every = suite_scenarios()
     chosen = [s for s in every if s.selected(_selection(args), args.keyword)]
     print_table(("scenario", "area", "severity", "clause", "needs"),
-                [(s.node, s.area, s.severity, s.clause, ", ".join(s.needs) or "-")
+                [(s.node, s.area, ", ".join(s.severities), s.clause, ", ".join(s.needs) or "-")
                  for s in chosen])
     print(f"{len(chosen)} of {len(every)} scenarios (each runs once per rate where it "
           "depends on the rate)")
