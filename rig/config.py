@@ -14,6 +14,8 @@ Schema (see ``rig/examples/*.toml`` and README.md "Rig files")::
     [gpio]    backend = "sim" | "rpi" | "auto"
     [[gpio.lines]] role = "bus_power_cut"  pin = 17  active_high = true  name = "..."
     [[dut]]   name kind address secondary baud features profile command url token_file defects
+    [report]  standard_url = "file:///.../EN{part}.pdf#page={page}"   # your copy of the standard
+    [report.pages] "EN 13757-2 link layer, timing" = 21             # clause -> page ({page})
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from protocol.fields import PRIMARY_MAX
 from protocol.identity import SecondaryAddress
 from protocol.link.master import DEFAULT_RETRIES, MAX_READ_LATENCY, MAX_RETRIES
 from protocol.timing import BAUD_RATES, DEFAULT_BAUD
+
+from .standard_link import template_problem
 
 Mode = Literal["sim", "loopback", "hardware"]
 DutKind = Literal["emulated", "program", "black-box", "agent"]
@@ -149,6 +153,14 @@ class DutConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """``[report]``: where clause links point (rig/standard_link.py)."""
+
+    standard_url: str | None = None  # a link template, None: clauses are not linked
+    pages: Mapping[str, int] = field(default_factory=dict)  # clause reference -> page
+
+
+@dataclass(frozen=True, slots=True)
 class RigConfig:
     name: str
     source: str  # the file, or "<built-in sim>"
@@ -156,6 +168,7 @@ class RigConfig:
     bus: BusConfig
     gpio: GpioConfig
     duts: tuple[DutConfig, ...]
+    report: ReportConfig = ReportConfig()
 
     @property
     def mode(self) -> Mode:
@@ -350,7 +363,7 @@ def _names(types: tuple[type, ...]) -> str:
 def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None = None) -> RigConfig:
     """Validate a parsed rig file; relative paths (profiles, token files) resolve against
     ``base`` (the rig file's folder)."""
-    top = _Table(dict(data), source, "", ("name", "master", "bus", "gpio", "dut"))
+    top = _Table(dict(data), source, "", ("name", "master", "bus", "gpio", "dut", "report"))
     base = base or Path.cwd()
     bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", ("kind", "seed", "sim")))
     master = _master(top.get("master", dict, {}), source, bus)
@@ -367,8 +380,23 @@ def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None 
         if addresses.count(address) > 1:
             raise ConfigError(f"{source}: dut: two DUTs at primary address {address}")
     name = top.get("name", str, Path(source).stem)
+    report = _report(_Table(top.get("report", dict, {}), source, "report",
+                            ("standard_url", "pages")))
     return RigConfig(name=name, source=source, master=master, bus=bus, gpio=gpio,
-                     duts=tuple(duts))
+                     duts=tuple(duts), report=report)
+
+
+def _report(t: _Table) -> ReportConfig:
+    url = t.get("standard_url", str)
+    if url is not None:
+        problem = template_problem(url)
+        if problem:
+            t.fail("standard_url", problem)
+    pages = t.get("pages", dict, {})
+    for clause, page in pages.items():
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            t.fail(f"pages.{clause!r}", f"must be a page number (1 or more), not {page!r}")
+    return ReportConfig(url, dict(pages))
 
 
 def _bus(t: _Table) -> BusConfig:

@@ -4,12 +4,17 @@ properties for JUnit, and the single-file HTML report built with Allure 3.
 The pytest plugin (fixtures/plugin.py) writes the allure results; ``mbus-rig run`` turns them
 into ``report.html`` with the pinned Allure 3 CLI (npm ``allure``; scripts/setup.sh installs it
 into ``.tools/node_modules/.bin/allure``), using the Awesome plugin's ``singleFile`` option.
+The report never contacts the internet when opened: Allure 3.18 always writes a Google
+Analytics tag into it, which is taken out, and a report that would still load anything from
+outside is refused. The run's history is kept next to the report (``history.jsonl``), so a
+report folder used again shows each test's history and the trend.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +35,20 @@ ALLURE_HINT = (f"install Node.js and run scripts/setup.sh (it installs allure@{A
                f"into .tools/), or `npm install --prefix .tools allure@{ALLURE_VERSION}`, or set "
                f"{ALLURE_ENV} to an Allure 3 executable")
 ALLURE_TIMEOUT_S = 300.0
+HISTORY_FILE = "history.jsonl"
+"""Allure 3's history, next to report.html: one line per run."""
+HISTORY_LIMIT = 100
+"""Runs kept in the history."""
+
+#: A script element loading from the network (Allure 3.18 puts Google Analytics' in every report).
+_REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script>",
+                            re.IGNORECASE)
+#: The inline script that feeds it (it starts by setting up gtag's dataLayer).
+_ANALYTICS_SCRIPT = re.compile(r"<script>\s*window\.dataLayer\s*=[\s\S]*?</script>")
+#: Anything in the page that a browser would fetch from outside when opening it.
+_REMOTE_REFERENCE = re.compile(
+    r"""<(?:script|link|img|iframe|source|embed|object|audio|video)\b[^>]*?"""
+    r"""\b(?:src|href|data|srcset)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", re.IGNORECASE)
 
 RECOMMENDED_NOT_MET = "recommended, not met"
 """How a failing ``recommended`` case is reported (the message's start, the JUnit property
@@ -176,24 +195,47 @@ def _allure_major(exe: str) -> int | None:
     return int(text.split(".")[0]) if text[:1].isdigit() else None
 
 
+def remote_references(html: str) -> list[str]:
+    """The URLs a browser would fetch from outside when opening ``html``."""
+    return sorted({m.group(1) for m in _REMOTE_REFERENCE.finditer(html)})
+
+
+def without_analytics(html: str) -> str:
+    """``html`` without remote scripts and the analytics script that feeds them; raises
+    HardwareError if it would still fetch anything from outside."""
+    html = _ANALYTICS_SCRIPT.sub("", _REMOTE_SCRIPT.sub("", html))
+    remote = remote_references(html)
+    if remote:
+        raise HardwareError(f"the HTML report would load {remote[0]} from the internet "
+                            f"when opened (Allure {ALLURE_VERSION} expected)")
+    return html
+
+
 def generate_html(results_dir: Path, out_html: Path, *, allure: str,
-                  name: str = "M-Bus conformance", timeout: float = ALLURE_TIMEOUT_S) -> Path:
+                  name: str = "M-Bus conformance", timeout: float = ALLURE_TIMEOUT_S,
+                  history: bool = True) -> Path:
     """Build the single-file HTML report ``out_html`` from ``results_dir``.
 
     Allure 3's Awesome plugin with ``singleFile: true`` writes one self-contained
-    ``index.html``; it is generated in a scratch folder and moved to ``out_html``.
-    Raises HardwareError (naming the cause) when allure fails.
+    ``index.html``; it is generated in a scratch folder, cleared of analytics and moved to
+    ``out_html``. With ``history``, the run is added to ``history.jsonl`` next to
+    ``out_html`` and the report shows the runs before it. Raises HardwareError (naming the
+    cause) when allure fails.
     """
     results_dir, out_html = Path(results_dir).resolve(), Path(out_html).resolve()
     with tempfile.TemporaryDirectory(prefix="mbus-rig-allure-") as scratch:
         work = Path(scratch)
-        config = {
+        config: dict[str, object] = {
             "name": name,
             "output": str(work / "out"),
             "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name,
                                                 "groupBy": ["epic", "feature", "story"]}}},
             "categories": CATEGORIES,
         }
+        if history:
+            out_html.parent.mkdir(parents=True, exist_ok=True)
+            config["historyPath"] = str(out_html.parent / HISTORY_FILE)
+            config["historyLimit"] = HISTORY_LIMIT
         (work / "allurerc.json").write_text(json.dumps(config), encoding="utf-8")
         cmd = [allure, "generate", "--config", str(work / "allurerc.json"), str(results_dir)]
         try:
@@ -208,8 +250,9 @@ def generate_html(results_dir: Path, out_html: Path, *, allure: str,
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             raise HardwareError(f"allure generate failed (exit {done.returncode}): "
                                 + " | ".join(tail))
+        html = without_analytics(index.read_text(encoding="utf-8"))
         out_html.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(index), out_html)
+        _write_atomic(out_html, html)
     return out_html
 
 

@@ -215,6 +215,7 @@ class Rig:
         """Called with every ``Exchange`` the master completes (the report's steps)."""
         self.checked: list[str] = []
         """What opening the rig checked, one line each (``mbus-rig rig check`` prints it)."""
+        self._levels: Any = None  # the simulated bus's LevelRecorder (None on hardware)
         self._baud = config.master.baud
         self._opened = False
         self._closed = False
@@ -277,6 +278,7 @@ class Rig:
         """The simulated bus: on virtual time, or -- when an outside program joins through a
         pty (loopback) -- run along the wall clock by a RealTimeRunner."""
         from hardware.sim import RealTimeRunner, RunnerClock, SimBus, Simulation, VirtualClock
+        from hardware.sim.levels import LevelRecorder
 
         cfg = self.config
         self.sim = Simulation(cfg.bus.seed)
@@ -291,6 +293,7 @@ class Rig:
             kwargs = {k: float(sim_params[k]) for k in ("hold_up", "power_up") if k in sim_params}
             self.bus = SimBus(self.sim, master_baud=cfg.master.baud, echo=cfg.master.echo,
                               name=self._bus_name(), trace=self.trace, **kwargs)
+            self._levels = LevelRecorder(self.bus)
             self.reset_bus_settings()
             self.gpio = gpio = self._gpio_backend()
             self.lines = FaultLines.from_specs(self.gpio, cfg.gpio.lines)
@@ -523,6 +526,8 @@ class Rig:
         """Mark the start of a scenario; returns its start time on the rig clock."""
         if self.runner is not None and self.runner.error is not None:
             raise HardwareError(f"the simulated bus stopped: {self.runner.error}")
+        if self._levels is not None:
+            self._levels.restart()
         return self.clock.now()
 
     def end_test(self) -> None:
@@ -535,6 +540,11 @@ class Rig:
                 except MBusRigError as exc:
                     log.warning("DUT %s: disarm failed: %s", d.name, exc)
         self.remove_extra_slaves()
+
+    def bus_levels(self, start: float, end: float) -> tuple[Any, ...] | None:
+        """The bus levels over [start, end] of the current scenario (``Waveform`` s: master
+        voltage, slave current), or None on a real bus, which the rig cannot sample."""
+        return None if self._levels is None else self._levels.levels(start, end)
 
     def trace_view(self, start: float) -> LiveTrace:
         return LiveTrace(self.trace, start)

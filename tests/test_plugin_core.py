@@ -206,10 +206,10 @@ def test_allure_labels_links_attachments_and_files(pytester):
     assert fcb["feature"] == ["addressing"]
     assert fcb["story"] == ["FCB toggling fetches the next telegram."]
     assert fcb["severity"] == ["critical"]
-    links = by_name["test_fcb"]["links"]
-    assert [link["name"] for link in links] == ["EN 13757-2 5.7.3 FCB toggles"]
+    assert fcb["clause"] == ["EN 13757-2 5.7.3: FCB toggles"]
+    assert not by_name["test_fcb"].get("links")  # no copy of the standard given: no link
     attachments = {a["name"] for a in by_name["test_fcb"]["attachments"]}
-    assert {"measurements", "measurements.json"} <= attachments
+    assert {"measurements against their limits.svg", "measurements.json"} <= attachments
     broken = _labels(by_name["test_broken"])
     assert broken["epic"] == ["EN 13757-3"] and broken["story"] == ["broken"]
     assert "epic" not in _labels(by_name["test_plain"])

@@ -176,6 +176,8 @@ class Channel:
         self.segments: list[Segment] = []
         self.views: dict[str | None, list[View]] = {None: []}
         """Views following this channel, by the sender they filter on (None: all senders)."""
+        self.listeners: list[Callable[[Record], None]] = []
+        """Called with every record put on the channel (the level recorder of reports)."""
 
     def add(self, rec: Record) -> None:
         """Put a character or fault on the channel and tell the views listening to it."""
@@ -193,6 +195,8 @@ class Channel:
             view.note_runs(rec, now)
         for view in list(self.views.get(rec.source, ())):
             view.note_runs(rec, now)
+        for listener in self.listeners:
+            listener(rec)
 
     def records(self, t1: float, t2: float, source: str | None = None) -> list[Record]:
         """Records (of ``source``, or of everyone) on the line at some time in [t1, t2]."""

@@ -5,7 +5,8 @@ Every option is checked before pytest starts (a wrong rig file, DUT, rate, defec
 severity, clause or ``-k`` is one line, exit 2), then the rig itself (rig.preflight: GPIO,
 DUT programs, master port, agents): a rig fault is one line, exit 2, and nothing is run or
 written. Then pytest runs and writes DIR/allure-results and DIR/junit.xml; DIR/report.html
-is built with Allure 3 (skipped with a hint when the Allure CLI is missing). The exit status
+is built with Allure 3 (skipped with a hint when the Allure CLI is missing), next to
+DIR/history.jsonl (the runs before, for the report's history). The exit status
 is then pytest's: 0 all passed, 1 some failed, 2 interrupted, 5 nothing collected.
 """
 
@@ -30,6 +31,7 @@ from rig.defects import check_defects, defects_for, dut_role
 from rig.preflight import check_rig
 from rig.report import ALLURE_HINT, find_allure, generate_html
 from rig.selection import BAUD_SPEC_HELP, ScenarioSelection, parse_bauds
+from rig.standard_link import template_problem
 from rig.tools.output import print_table
 
 #: How long pytest gets to wind down (safe state, reports) after we pass a signal on.
@@ -96,6 +98,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                               "and clause")
     listing.add_argument("--list-defects", action="store_true",
                          help="list the defects --defect can switch on in this rig's DUT")
+    parser.add_argument("--standard-url", default=None, metavar="URL",
+                        help="link each clause in the report to your copy of the standard, "
+                             "e.g. file:///srv/std/EN{part}.pdf#page={page} (placeholders "
+                             "{part}, {page}, {clause}, {topic}; default: the rig file's "
+                             "[report] standard_url)")
     parser.add_argument("--no-html", action="store_true",
                         help="skip the HTML report (allure results and JUnit XML only)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST ARGS",
@@ -125,7 +132,8 @@ def _plugin_args() -> list[str]:
 def suite_options(args: argparse.Namespace) -> list[str]:
     """The run's own options as the pytest plugin takes them."""
     out: list[str] = []
-    for flag, value in (("--dut", args.dut), ("--seed", args.seed), ("-k", args.keyword)):
+    for flag, value in (("--dut", args.dut), ("--seed", args.seed), ("-k", args.keyword),
+                        ("--standard-url", args.standard_url)):
         if value is not None:
             out += [flag, str(value)]
     for flag, values in (("--defect", args.defect), ("--area", args.area),
@@ -167,6 +175,8 @@ def check_options(args: argparse.Namespace) -> RunPlan:
     dut = config.dut(args.dut)
     bauds = parse_bauds(args.baud, config.master.baud, dut.supported_bauds)
     check_defects(config, args.dut, args.defect)
+    if args.standard_url is not None and template_problem(args.standard_url):
+        raise ConfigError(f"--standard-url: {template_problem(args.standard_url)}")
     suite.check_options(_selection(args), args.keyword, suite_scenarios())
     report: Path = args.report
     if report.exists() and not report.is_dir():
