@@ -252,7 +252,7 @@ def generate_html(results_dir: Path, out_html: Path, *, allure: str,
                                 + " | ".join(tail))
         html = without_analytics(index.read_text(encoding="utf-8"))
         out_html.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out_html, html)
+        out_html.write_text(html, encoding="utf-8")
     return out_html
 
 
