@@ -1,5 +1,7 @@
-"""``mbus-rig run``: allure results, JUnit XML and the single-file HTML report, rendered in
-headless Chromium (skipped, with the reason, only when chromium or the Allure CLI is missing)."""
+"""``mbus-rig run``: allure results, JUnit XML and the single-file HTML report: rendered in
+headless Chromium with the network blocked (the charts visible, nothing fetched), free of
+analytics, keeping its history when the folder is used again (skipped, with the reason, only
+when chromium or the Allure CLI is missing)."""
 
 from __future__ import annotations
 
@@ -7,17 +9,20 @@ import base64
 import json
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import xml.etree.ElementTree as ET
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from fixtures.reporting.charts import REQUEST_FILL, WINDOW_FILL
 from rig import cli
 from rig.commands import run as run_command
-from rig.report import find_allure
+from rig.report import find_allure, remote_references
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT_TIMEOUT_S = 120
@@ -25,20 +30,27 @@ SCREENSHOT_TIMEOUT_S = 120
 SUITE = '''
 import pytest
 
+from protocol.timing import response_window
+
 @pytest.mark.clause("EN 13757-2 link layer, A field", "answers at its primary address")
 @pytest.mark.area("addressing")
 @pytest.mark.severity("critical")
 def test_primary(master, dut, measure):
-    """A slave answers REQ_UD2 at its primary address."""
+    """A slave answers REQ_UD2 at its primary address, with its own A field in the answer,
+    inside the response window."""
     reply = master.req_ud2(dut.address)
-    measure("response delay", reply.exchange.response_delay, "s", 0.0046, 0.1875)
+    measure("response delay", reply.exchange.response_delay, "s", *response_window(2400))
 
-@pytest.mark.clause("EN 13757-2 link layer, SND_NKE", "SND_NKE is acknowledged")
+@pytest.mark.clause("EN 13757-2 link layer, transmission procedure", "a lost answer is repeated")
 @pytest.mark.area("addressing")
-def test_wrong_expectation(master, dut):
-    """A deliberately failing scenario, to show a trace in the report."""
+def test_wrong_expectation(master, dut, measure):
+    """A deliberately failing scenario, to show a failing exchange in the report: the DUT's
+    first answer is lost, and the scenario demands that one attempt was enough."""
     master.snd_nke(dut.address)
-    assert master.req_ud2(dut.address).telegram is None, "expected no telegram"
+    dut.control.arm("silence", 1)
+    reply = master.req_ud2(dut.address)
+    measure("response delay", reply.exchange.response_delay, "s", *response_window(2400))
+    assert reply.exchange.attempts == 1, "expected one attempt"
 
 @pytest.mark.area("collisions")
 @pytest.mark.needs("collision_injector")
@@ -102,55 +114,175 @@ def test_run_rejects_a_bad_rig_file_before_pytest(tmp_path, capsys):
     assert "master.retries: 99 is out of range" in capsys.readouterr().err
 
 
-def _png_size_and_colours(png: bytes) -> tuple[int, int, int]:
-    """Width, height and the number of distinct byte values in the image data."""
+def _png_pixels(png: bytes) -> tuple[int, int, Counter[bytes]]:
+    """Width, height and how many pixels have each RGB colour (8-bit RGB or RGBA PNG)."""
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat = 8, b""
-    width = height = 0
+    width = height = kind_of_colour = 0
     while pos < len(png):
         length, kind = struct.unpack(">I4s", png[pos:pos + 8])
         body = png[pos + 8:pos + 8 + length]
         if kind == b"IHDR":
-            width, height = struct.unpack(">II", body[:8])
+            width, height, depth, kind_of_colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and kind_of_colour in (2, 6) and interlace == 0
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
-    pixels = zlib.decompress(idat)
-    return width, height, len(set(pixels))
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh)")
-@pytest.mark.skipif(find_allure() is None, reason="the Allure 3 CLI is not installed "
-                                                  "(scripts/setup.sh puts it in .tools/)")
-def test_html_report_renders_in_headless_chromium(tmp_path, suite):
-    status, report = _run(tmp_path, "--", "-p", "no:cacheprovider")
-    assert status == 1
-    html = report / "report.html"
-    assert html.exists()
-    text = html.read_text(errors="replace")
-    assert "<html" in text.lower() and len(text) > 100_000  # one file with everything inline
-    assert not (report / "data").exists()  # nothing next to it
-    shot = tmp_path / "shot.png"
-    assert CHROMIUM is not None
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
-         "--virtual-time-budget=5000", f"--screenshot={shot}", html.as_uri()],
-        capture_output=True, text=True, timeout=SCREENSHOT_TIMEOUT_S)
-    assert shot.exists(), done.stderr[-2000:]
-    width, height, colours = _png_size_and_colours(shot.read_bytes())
-    assert (width, height) == (1280, 900)
-    assert colours > 20, "the screenshot is blank"
-    results = {r["name"]: r for r in _embedded_results(text)}
-    failed = results["test_wrong_expectation"]
-    assert [c["name"] for c in failed["categories"]] == ["Protocol violation"]  # our categories
-    assert results["test_skipped_on_this_rig"]["status"] == "skipped"
+    bpp = 3 if kind_of_colour == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    counts: Counter[bytes] = Counter()
+    prev = bytearray(stride)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):  # undo the PNG filter of this scanline
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        counts.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp))
+        prev = line
+    return width, height, counts
 
 
 def _embedded_results(html: str) -> list[dict]:
     """The test results Allure 3.18's single-file report embeds (base64 JSON per result)."""
-    pattern = r'"data/test-results/[0-9a-f]+\.json","([A-Za-z0-9+/=]+)"'
-    return [json.loads(base64.b64decode(m.group(1))) for m in re.finditer(pattern, html)]
+    pattern = r'"data/test-results/([0-9a-f]+)\.json","([A-Za-z0-9+/=]+)"'
+    return [{**json.loads(base64.b64decode(m.group(2))), "report_id": m.group(1)}
+            for m in re.finditer(pattern, html)]
+
+
+def _embedded(html: str, name: str) -> dict | None:
+    """One JSON file the single-file report embeds (e.g. widgets/globals.json)."""
+    match = re.search(rf'"{re.escape(name)}","([A-Za-z0-9+/=]+)"', html)
+    return json.loads(base64.b64decode(match.group(1))) if match else None
+
+
+def _page_requests(netlog: Path) -> list[str]:
+    """URLs a page opened from a file asked the network for (Chromium's net log: requests
+    whose network isolation key is the file:// page; Chromium's own update and account
+    checks have other keys)."""
+    log = json.loads(netlog.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in log["events"]
+            if e["type"] == start_job and str(e.get("params", {}).get(
+                "network_isolation_key", "")).startswith("file://")]
+
+
+def _chromium_offline(url: str, folder: Path, *, height: int) -> tuple[Path, list[str]]:
+    """Open ``url`` in headless Chromium with the network blocked (a proxy at a closed port,
+    no name resolution); return the screenshot and the requests the page made."""
+    assert CHROMIUM is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    shot, netlog = folder / "shot.png", folder / "netlog.json"
+    with socket.socket() as closed:  # bound, never listening: every connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", f"--user-data-dir={folder / 'profile'}",
+             f"--proxy-server=http://127.0.0.1:{port}", "--proxy-bypass-list=<-loopback>",
+             "--host-resolver-rules=MAP * ~NOTFOUND", f"--log-net-log={netlog}",
+             f"--window-size=1280,{height}", "--virtual-time-budget=8000",
+             f"--screenshot={shot}", url],
+            capture_output=True, text=True, timeout=SCREENSHOT_TIMEOUT_S)
+    assert shot.exists() and netlog.exists(), done.stderr[-2000:]
+    return shot, _page_requests(netlog)
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                    reason="chromium is not installed (scripts/setup.sh)")
+needs_allure = pytest.mark.skipif(find_allure() is None, reason="the Allure 3 CLI is not "
+                                  "installed (scripts/setup.sh puts it in .tools/)")
+
+
+@pytest.fixture(scope="module")
+def two_reports(tmp_path_factory) -> tuple[Path, str, str]:
+    """The demo suite run twice into one report folder: (folder, first HTML, second HTML)."""
+    folder = tmp_path_factory.mktemp("report-twice")
+    (folder / "suite").mkdir()
+    (folder / "suite" / "test_demo.py").write_text(SUITE)
+    texts = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_command, "suite_path", lambda: folder / "suite")
+        for _ in range(2):
+            status, report = _run(folder, "--", "-p", "no:cacheprovider")
+            assert status == 1  # one scenario fails on purpose
+            texts.append((report / "report.html").read_text(encoding="utf-8"))
+    return report, texts[0], texts[1]
+
+
+@needs_chromium
+@needs_allure
+def test_html_report_charts_are_visible_in_headless_chromium_offline(two_reports, tmp_path):
+    report, _first, text = two_reports
+    assert "<html" in text.lower() and len(text) > 100_000  # one file with everything inline
+    assert not (report / "data").exists()  # nothing next to it
+    results = {r["name"]: r for r in _embedded_results(text)}
+    failed = results["test_wrong_expectation"]
+    assert [c["name"] for c in failed["categories"]] == ["Protocol violation"]  # our categories
+    assert results["test_skipped_on_this_rig"]["status"] == "skipped"
+    shot, requests = _chromium_offline(f"{(report / 'report.html').as_uri()}#/"
+                                       f"{failed['report_id']}", tmp_path, height=2000)
+    assert requests == []  # nothing asked of the network
+    width, height, colours = _png_pixels(shot.read_bytes())
+    assert (width, height) == (1280, 2000)
+    assert len(colours) > 20, "the screenshot is blank"
+    # the charts' own colours: response windows (answer delays, limits, timing diagram) and
+    # the requests of the failing exchange's timing diagram
+    assert colours[bytes.fromhex(WINDOW_FILL[1:])] > 3000
+    assert colours[bytes.fromhex(REQUEST_FILL[1:])] > 200
+
+
+@needs_chromium
+def test_offline_check_sees_a_page_that_calls_out(tmp_path):
+    """The check above can fail: a page with an analytics tag asks the network."""
+    page = tmp_path / "calls-out.html"
+    page.write_text('<html><body><p>x</p><script async src="https://www.googletagmanager.com/'
+                    'gtag/js?id=G-X"></script><img src="http://example.com/a.png"></body></html>')
+    _shot, requests = _chromium_offline(page.as_uri(), tmp_path / "chromium", height=300)
+    assert any("googletagmanager.com" in r for r in requests)
+    assert "http://example.com/a.png" in requests
+
+
+@needs_allure
+def test_html_report_has_no_analytics_or_external_urls(two_reports):
+    _report, first, second = two_reports
+    for text in (first, second):
+        assert not re.search(r"googletagmanager|google-analytics|gtag\(|dataLayer", text)
+        assert remote_references(text) == []
+        assert not re.search(r"<(script|link|img|iframe)\b[^>]*(src|href)=[\"']?(https?:)?//",
+                             text, re.IGNORECASE)
+
+
+@needs_allure
+def test_report_folder_used_again_keeps_the_history(two_reports):
+    report, first, second = two_reports
+    runs = [json.loads(line) for line in (report / "history.jsonl").read_text().splitlines()]
+    assert len(runs) == 2
+    assert not re.search(r'"data/history/', first)  # the first run had nothing before it
+    assert re.findall(r'"data/history/([0-9a-f-]+)\.json"', second) == [runs[0]["uuid"]]
+    story = [lab["value"] for r in _embedded_results(second) if r["name"] == "test_primary"
+             for lab in r["labels"] if lab["name"] == "story"]
+    assert story == ["A slave answers REQ_UD2 at its primary address, with its own A field in "
+                     "the answer, inside the response window."]  # the whole first paragraph
+
+
+@needs_allure
+def test_run_chart_is_a_global_attachment(two_reports):
+    _report, _first, second = two_reports
+    globals_ = _embedded(second, "widgets/globals.json")
+    assert globals_ is not None
+    assert [a["name"] for a in globals_["attachments"]] == ["answer delays per baud rate.svg"]
 
 
 def test_run_with_plugin_autoload_disabled(tmp_path, suite, monkeypatch):
