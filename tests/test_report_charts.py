@@ -151,3 +151,16 @@ def test_exchange_diagram_shows_every_attempt_its_window_and_the_answer():
     assert _tooltip(garbled[0]) == "E5 00"
     with pytest.raises(ValueError, match="at least one attempt"):
         exchange_diagram(_Exchange(()), "nothing")
+
+
+def test_an_answer_that_began_before_the_request_ended_is_drawn_left_of_the_axis():
+    delays = [AnswerDelay(2400, -0.018, "talked over"), AnswerDelay(2400, 0.05, "fine")]
+    root = _parse(answer_delay_chart(delays, "Answer delays"))
+    dots = {_tooltip(c).split(":")[0]: c for c in _all(root, "circle") if _tooltip(c)}
+    window = [r for r in _all(root, "rect") if r.get("fill") == WINDOW_FILL and _tooltip(r)][0]
+    ticks = [float(line.get("x1", 0)) for line in _all(root, "line")]
+    below_zero = [t for t in _all(root, "text") if t.text == "<= 0"]
+    cx = float(dots["talked over"].get("cx", 0))
+    assert dots["talked over"].get("fill") == OUTSIDE
+    assert 0 < cx < min(ticks) and cx < float(window.get("x", 0))
+    assert [float(t.get("x", 0)) for t in below_zero] == [cx]  # labelled under the axis
