@@ -8,9 +8,17 @@ import re
 import pytest
 
 from fixtures.measurements import Measurement, measurements_table
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, HardwareError
 from rig.config import builtin_sim_config
-from rig.report import CATEGORIES, dut_identity, rig_properties, write_categories, write_environment
+from rig.report import (
+    CATEGORIES,
+    dut_identity,
+    remote_references,
+    rig_properties,
+    without_analytics,
+    write_categories,
+    write_environment,
+)
 
 
 @pytest.mark.parametrize("value, low, high, outcome", [
@@ -79,3 +87,36 @@ def test_categories_json(tmp_path):
 def test_dut_identity_from_config():
     cfg = builtin_sim_config()
     assert dut_identity(cfg.duts[0]) == "meter (emulated), primary 5"
+
+
+ALLURE_TAIL = """<body><div id="app"></div>
+    <script src="data:text/javascript;base64,QUJD"></script>
+    <script async src="https://www.googletagmanager.com/gtag/js?id=G-LNDJ3J7WT0"></script>
+    <script>
+        window.dataLayer = window.dataLayer || [];
+        function gtag(){dataLayer.push(arguments);}
+        gtag('js', new Date());
+    </script>
+    <script async>
+      window.allureReportData = {"x": "gtag dataLayer as data"};
+    </script>
+</body>"""
+
+
+def test_analytics_are_taken_out_of_the_report_and_the_rest_is_kept():
+    html = without_analytics(ALLURE_TAIL)
+    assert "googletagmanager" not in html and "function gtag" not in html
+    assert 'src="data:text/javascript;base64,QUJD"' in html  # the app itself
+    assert '{"x": "gtag dataLayer as data"}' in html  # the report's data untouched
+    assert remote_references(html) == []
+    assert remote_references(ALLURE_TAIL) == [
+        "https://www.googletagmanager.com/gtag/js?id=G-LNDJ3J7WT0"]
+
+
+@pytest.mark.parametrize("tag", ['<link rel="stylesheet" href="https://fonts.example/x.css">',
+                                 "<img src='//cdn.example/logo.png'>",
+                                 '<iframe src="http://example.com/"></iframe>'])
+def test_a_report_that_would_still_load_from_outside_is_refused(tag):
+    with pytest.raises(HardwareError, match="would load .*example.* from the internet"):
+        without_analytics(f"<html><head>{tag}</head><body></body></html>")
+    assert without_analytics('<a href="https://allurereport.org">Allure</a>')  # a link is fine
