@@ -3,6 +3,7 @@ to fetch, and drawn where the numbers say."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from fixtures.reporting.svg import LinearScale, LogScale, Svg
 from protocol.chars import RxChar, WireBytes
 from protocol.link.master import Attempt, Outcome
 from protocol.timing import char_time, response_window
+
+pytest_plugins = ["pytester"]
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -164,3 +167,29 @@ def test_an_answer_that_began_before_the_request_ended_is_drawn_left_of_the_axis
     assert dots["talked over"].get("fill") == OUTSIDE
     assert 0 < cx < min(ticks) and cx < float(window.get("x", 0))
     assert [float(t.get("x", 0)) for t in below_zero] == [cx]  # labelled under the axis
+
+
+RUN = """
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_reads(master, dut, n):
+    master.snd_nke(dut.address)
+    master.req_ud2(dut.address)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_run_chart_holds_every_answer_of_the_run(pytester, workers):
+    """Eight answers in four scenarios, in one process or spread over two xdist workers:
+    the run's chart (an allure global attachment) counts all eight."""
+    pytester.makepyfile(RUN)
+    alluredir = pytester.path / "allure"
+    pytester.runpytest_subprocess(f"--alluredir={alluredir}", "-p", "no:cacheprovider",
+                                  *workers).assert_outcomes(passed=4)
+    globals_ = [json.loads(p.read_text()) for p in alluredir.glob("*-globals.json")]
+    attachments = [a for g in globals_ for a in g.get("attachments", [])]
+    assert [a["name"] for a in attachments] == ["answer delays per baud rate.svg"]
+    root = _parse((alluredir / attachments[0]["source"]).read_text())
+    assert root.find(f"{NS}title") is not None
+    assert "(8 answers; 2400 Bd)" in str(root.find(f"{NS}title").text)  # type: ignore[union-attr]
