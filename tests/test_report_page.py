@@ -166,3 +166,24 @@ def test_bad_standard_url_is_a_usage_error_in_pytest_and_in_run(pytester, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mbus-rig run: --standard-url: 'file:///{x}': unknown placeholder {x} "
                    "(allowed: {clause}, {part}, {topic}, {page})"]
+
+
+def test_a_page_that_cannot_be_made_never_hides_the_result(pytester):
+    pytester.makeconftest("""
+        import pytest
+        import fixtures.reporting.scenario as scenario
+
+        @pytest.fixture(autouse=True)
+        def broken_chart(monkeypatch):
+            def boom(*args, **kwargs):
+                raise ZeroDivisionError("chart bug")
+            monkeypatch.setattr(scenario, "limits_chart", boom)
+    """)
+    pytester.makepyfile(LINKED)
+    alluredir = pytester.path / "a"
+    result = pytester.runpytest(f"--alluredir={alluredir}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*the report page of *test_x could not be made: "
+                                 "ZeroDivisionError: chart bug*"])
+    names = [a["name"] for a in _result(alluredir)["attachments"]]
+    assert "report error" in names
