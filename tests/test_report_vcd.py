@@ -16,6 +16,7 @@ from hardware.sim import SimBus, Simulation
 from hardware.sim.levels import LevelRecorder
 from hardware.waveform import Waveform
 from protocol.chars import WireBytes
+from protocol.errors import HardwareError
 
 pytest_plugins = ["pytester"]
 
@@ -207,3 +208,19 @@ def test_failing_scenario_gets_a_vcd_of_its_failing_exchange(pytester):
     assert bytes(uart_bytes(dump, "slave_current", 2400)) == answer
     window = dump.signals["response_window"]
     assert [level for _, level in window] == [0, 1, 0, 1, 0]  # two windows opened and closed
+
+
+def test_levels_dropped_for_want_of_room_are_an_error_not_an_idle_line(monkeypatch):
+    import hardware.sim.levels as levels
+
+    monkeypatch.setattr(levels, "RECORD_LIMIT", 4)
+    sim = Simulation(1)
+    bus = SimBus(sim, master_baud=9600)
+    recorder = LevelRecorder(bus)
+    recorder.restart()
+    end = bus.master.transmit(bytes(range(1, 9)))  # 8 characters, 4 kept
+    sim.run_until(end + 0.01)
+    with pytest.raises(HardwareError, match="no longer kept"):
+        recorder.levels(0.0, end)
+    master, _ = recorder.levels(end - 0.001, end)  # the last characters are still there
+    assert master.edges

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections import deque
 
 from hardware.waveform import Waveform
+from protocol.errors import HardwareError
 
 from .bus import SimBus
 from .uart import Channel, Record
 
-RECORD_LIMIT = 200_000
-"""Records kept per channel (the oldest go first): a long scenario stays bounded in memory."""
+RECORD_LIMIT = 50_000
+"""Records kept per channel (the oldest go first): a long scenario stays bounded in memory
+(50 000 characters are 229 s of continuous bus at 2400 Bd)."""
 
 
 class _ChannelLog:
@@ -35,6 +37,11 @@ class _ChannelLog:
         self.records.clear()
         self.records.extend(self.channel.chars_from(now))
         self.records.extend(s for s in self.channel.segments if s.cut > now)
+
+    def kept_since(self, start: float) -> bool:
+        """Nothing on the line at or after ``start`` was dropped for want of room."""
+        full = len(self.records) == self.records.maxlen
+        return not full or self.records[0].t0 <= start
 
     def close(self) -> None:
         if self.records.append in self.channel.listeners:
@@ -71,6 +78,9 @@ class LevelRecorder:
         if end <= start:
             raise ValueError(f"level window [{start}, {end}] is empty")
         with self.bus.sim.lock:
+            if not (self._down.kept_since(start) and self._up.kept_since(start)):
+                raise HardwareError(f"the bus levels at {start:.6f} s are no longer kept "
+                                    f"(the last {RECORD_LIMIT} characters per channel are)")
             down = list(self._down.records)
             up = list(self._up.records)
         return (_line(self.MASTER_VOLTAGE, down, start, end),
