@@ -8,6 +8,9 @@ search. Placeholders, filled per clause reference (``tests_hil/_scenario.py`` CL
 ``{clause}`` the whole reference; ``{part}`` the part's number (``13757-2``); ``{topic}``
 the rest (``link layer, timing``); ``{page}`` the page given for the reference in
 ``[report.pages]`` (1 when not given). All are URL-encoded.
+
+Allure 3's report follows only http(s) links: those also go into the test's Links; a file://
+URL is shown on the scenario's page as text to copy (or serve the folder on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ def standard_part(clause: str) -> str:
     """'EN 13757-2 5.7.3' -> 'EN 13757-2' (the allure epic)."""
     match = _PART.match(clause)
     return match.group(1) if match else clause.split()[0]
+
+
+def is_clickable_in_allure(url: str) -> bool:
+    """Allure 3 makes only http(s) links clickable (a file:// link shows as bare text)."""
+    return url.split(":", 1)[0].lower() in ("http", "https")
 
 
 def template_problem(template: str) -> str | None:
