@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.reporting.charts import REQUEST_FILL, WINDOW_FILL
+from fixtures.reporting.page import OUTCOME_STYLE
 from rig import cli
 from rig.commands import run as run_command
 from rig.report import find_allure, remote_references
@@ -238,9 +239,13 @@ def test_html_report_charts_are_visible_in_headless_chromium_offline(two_reports
     assert (width, height) == (1280, 2000)
     assert len(colours) > 20, "the screenshot is blank"
     # the charts' own colours: response windows (answer delays, limits, timing diagram) and
-    # the requests of the failing exchange's timing diagram
+    # the requests of the failing exchange's timing diagram; the measurement table's PASS cell
     assert colours[bytes.fromhex(WINDOW_FILL[1:])] > 3000
     assert colours[bytes.fromhex(REQUEST_FILL[1:])] > 200
+    pass_cell = re.search(r"background:#([0-9a-f]{6})", OUTCOME_STYLE["pass"])
+    assert pass_cell and colours[bytes.fromhex(pass_cell.group(1))] > 500
+    assert ">response delay</td>" in failed["descriptionHtml"]
+    assert ">ms</td>" in failed["descriptionHtml"]
 
 
 @needs_chromium
