@@ -276,6 +276,10 @@ def test_report_folder_used_again_keeps_the_history(two_reports):
     assert len(runs) == 2
     assert not re.search(r'"data/history/', first)  # the first run had nothing before it
     assert re.findall(r'"data/history/([0-9a-f-]+)\.json"', second) == [runs[0]["uuid"]]
+    charts = _embedded(second, "widgets/charts.json")
+    assert charts is not None
+    trend = [c for c in charts["general"].values() if c["type"] == "statusDynamics"]
+    assert [len(c["data"]) for c in trend] == [2]  # the trend: the run before and this one
     story = [lab["value"] for r in _embedded_results(second) if r["name"] == "test_primary"
              for lab in r["labels"] if lab["name"] == "story"]
     assert story == ["A slave answers REQ_UD2 at its primary address, with its own A field in "
