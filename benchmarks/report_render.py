@@ -20,6 +20,7 @@ from fixtures.reporting.charts import AnswerDelay, answer_delay_chart
 from fixtures.reporting.page import scenario_page
 from fixtures.reporting.scenario import (
     ExchangeLog,
+    exchange_on_bus,
     exchange_vcd,
     failing_exchange,
     scenario_charts,
@@ -56,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         start = WALL.now()
         size = 0
         for _ in range(args.repeat):
-            charts = scenario_charts(exchanges, measurements, failing)
+            on_bus = exchange_on_bus(failing, rig.trace)
+            charts = scenario_charts(exchanges, measurements, failing, on_bus)
             page = scenario_page(doc="benchmark", measurements=measurements, charts=charts)
-            dump = exchange_vcd(rig, failing)
+            dump = exchange_vcd(rig, failing, on_bus)
             size = len(page) + sum(len(svg) for _, svg in charts) + len(dump or "")
         per_scenario = (WALL.now() - start) / args.repeat
         rig.end_test()

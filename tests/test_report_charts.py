@@ -21,6 +21,8 @@ from fixtures.reporting.charts import (
     limits_chart,
 )
 from fixtures.reporting.svg import LinearScale, LogScale, Svg
+from fixtures.reporting.units import fmt_ms
+from hardware.trace import TraceEntry
 from protocol.chars import RxChar, WireBytes
 from protocol.link.master import Attempt, Outcome
 from protocol.timing import char_time, response_window
@@ -149,11 +151,28 @@ def test_exchange_diagram_shows_every_attempt_its_window_and_the_answer():
     assert xs == sorted(xs)
     texts = [str(t.text) for t in _all(root, "text")]
     assert texts.count("no answer") == 2
-    assert "#3 garbled" in texts and "delay 50 ms" in texts
+    assert "#3 garbled, 2 bytes" in texts and "delay 50 ms" in texts
     garbled = [r for r in _all(root, "rect") if r.get("fill") == OUTSIDE and _tooltip(r)]
-    assert _tooltip(garbled[0]) == "E5 00"
+    assert _tooltip(garbled[0]) == "E5 00!P"  # the parity error marked as in the trace
     with pytest.raises(ValueError, match="at least one attempt"):
         exchange_diagram(_Exchange(()), "nothing")
+
+
+def test_exchange_diagram_shows_an_answer_the_master_no_longer_listened_for():
+    """From the bus trace: an E5 that starts 22 bit times after the window closed."""
+    low, high = response_window(2400)
+    attempt = _attempt(1, 0.1, (), Outcome.NONE)
+    late_start = 0.1 + high + 22 / 2400
+    bus = [TraceEntry(late_start + 10.5 / 2400, "S>M", 2400, 0xE5)]
+    root = _parse(exchange_diagram(_Exchange((attempt,)), "SND_NKE A=5", bus))
+    texts = [str(t.text) for t in _all(root, "text")]
+    assert "#1 E5" in texts and "no answer" not in texts
+    assert f"delay {fmt_ms(high + 22 / 2400)}: too late" in texts
+    answer = [r for r in _all(root, "rect") if _tooltip(r) == "E5"]
+    window = [r for r in _all(root, "rect") if r.get("fill") == WINDOW_FILL and _tooltip(r)][0]
+    assert answer[0].get("fill") == OUTSIDE
+    assert float(answer[0].get("x", 0)) > float(window.get("x", 0)) + float(
+        window.get("width", 0))  # right of the window
 
 
 def test_an_answer_that_began_before_the_request_ended_is_drawn_left_of_the_axis():

@@ -224,3 +224,31 @@ def test_levels_dropped_for_want_of_room_are_an_error_not_an_idle_line(monkeypat
         recorder.levels(0.0, end)
     master, _ = recorder.levels(end - 0.001, end)  # the last characters are still there
     assert master.edges
+
+
+LATE = """
+from tests_hil import _wire as w
+
+def test_late_e5(master, dut):
+    dut.control.arm("late", 1)
+    exchange = w.ask(master, w.snd_nke(dut.address))
+    assert w.outcome(exchange) == "ack", "no E5 in the window"
+"""
+
+
+def test_an_answer_after_the_window_is_in_the_dump_and_the_diagram(pytester):
+    """The master stopped listening; the bus still carried the late E5: both show it."""
+    pytester.makepyfile(LATE)
+    alluredir = pytester.path / "allure"
+    pytester.runpytest(f"--alluredir={alluredir}", "-p", "no:cacheprovider").assert_outcomes(
+        failed=1)
+    result = _results(alluredir)["test_late_e5"]
+    attachments = {a["name"]: a for a in result["attachments"]}
+    dump = read_vcd((alluredir / attachments["failing exchange.vcd"]["source"]).read_text())
+    assert bytes(uart_bytes(dump, "master_voltage", 2400)) == bytes.fromhex("1040054516")
+    assert uart_bytes(dump, "slave_current", 2400) == [0xE5]
+    window_closes = dump.signals["response_window"][-1][0]
+    answer_starts = dump.signals["slave_current"][1][0]
+    assert answer_starts > window_closes  # after the window, as sent
+    diagram = (alluredir / attachments["failing exchange.svg"]["source"]).read_text()
+    assert "#1 E5" in diagram and "too late" in diagram and "no answer" not in diagram
