@@ -63,18 +63,47 @@ def test_page_escapes_text_links_the_clause_and_embeds_charts_as_images():
         clauses=[("EN 13757-2 link layer, timing", "window", "file:///std/EN13757-2.pdf#page=4"),
                  ("EN 13757-3 CI 56", "", None)],
         measurements=[Measurement("d", 0.05, "s", 0.0, 0.1)],
-        recommendations=["answer within 50 ms (recommended)"],
+        recommended="no E5 <within> 50 ms",
         charts=[("answer delays", svg)])
     assert "<p>Checks &lt;that&gt; &amp; more.</p>" in html and "<p>Second.</p>" in html
     assert ("<b>Clause:</b> EN 13757-2 link layer, timing: window<br/>In your copy of the "
             'standard: <a href="file:///std/EN13757-2.pdf#page=4">'
             "file:///std/EN13757-2.pdf#page=4</a></p>") in html  # the URL shown, to copy
     assert "<b>Clause:</b> EN 13757-3 CI 56</p>" in html
-    assert "not a conformance failure" in html and "answer within 50 ms" in html
+    assert "<h4>Recommended, not demanded</h4>" in html
+    assert "<b>Not met:</b> no E5 &lt;within&gt; 50 ms" in html
     images = re.findall(r'<img alt="answer delays"[^>]*src="data:image/svg\+xml;base64,([^"]+)"',
                         html)
     assert [base64.b64decode(i).decode() for i in images] == [svg]
     assert "<svg" not in html  # Allure 3 would strip inline SVG
+
+
+def test_page_of_a_conformance_case_has_no_recommended_section_and_a_met_one_says_so():
+    assert "Recommended" not in scenario_page(doc="x", measurements=[Measurement("d", 1.0)])
+    met = scenario_page(doc="x", recommended="")
+    assert "<h4>Recommended, not demanded</h4>" in met and "<p>Met.</p>" in met
+
+
+RECOMMENDED_CASE = """
+import pytest
+
+@pytest.mark.clause("EN 13757-2 link layer, timing", "answers soon")
+@pytest.mark.severity("recommended")
+def test_soon(measure):
+    '''The DUT answers within 50 ms (recommended).'''
+    measure("response delay", 0.09, "s", None, 0.05)
+"""
+
+
+def test_a_recommended_case_not_met_says_so_on_its_page(pytester):
+    pytester.makepyfile(RECOMMENDED_CASE)
+    alluredir = pytester.path / "a"
+    pytester.runpytest(f"--alluredir={alluredir}", "-p", "no:cacheprovider")
+    result = _result(alluredir)
+    assert result["status"] == "skipped"  # apart from failures (fixtures/plugin.py)
+    page = result["descriptionHtml"]
+    assert "<b>Not met:</b> response delay = 0.09 s, limits [-inf, 0.05] s: FAIL" in page
+    assert ">90</td>" in page  # the table, in ms
 
 
 # --- clause links -----------------------------------------------------------------------------
