@@ -145,7 +145,8 @@ def test_failed_measurement_fails_the_test_after_everything_is_recorded(pytester
         def test_delays(measure):
             measure("response delay", 0.25, "s", 0.0046, 0.1875)
             measure("retries", 1, "", 0, 2)
-            measure("marginal one", 0.186, "s", 0.0046, 0.1875)
+            measure("marginal one", 1.9, "s", high=2.0, configured=True)
+            measure("near the standard's limit", 0.186, "s", 0.0046, 0.1875)
         def test_good(measure):
             assert measure("response delay", 0.05, "s", 0.0046, 0.1875).outcome == "pass"
     """)
@@ -158,6 +159,7 @@ def test_failed_measurement_fails_the_test_after_everything_is_recorded(pytester
     root = ET.parse(pytester.path / "junit.xml").getroot()
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["measurement.marginal one"].endswith("MARGINAL")
+    assert props["measurement.near the standard's limit"].endswith("PASS")
     assert props["measurement.retries"].endswith("PASS")
     assert props["rig"] == "sim" and props["mode"] == "sim"  # the rig's testsuite properties
 

@@ -23,20 +23,33 @@ from rig.report import (
 
 @pytest.mark.parametrize("value, low, high, outcome", [
     (0.050, 0.0046, 0.1875, "pass"),
-    (0.1875, 0.0046, 0.1875, "marginal"),  # on the limit: inside, but no margin
-    (0.180, 0.0046, 0.1875, "marginal"),   # within 10 % of the span of the high limit
-    (0.010, 0.0046, 0.1875, "marginal"),   # near the low limit
+    (0.1875, 0.0046, 0.1875, "pass"),      # on the standard's limit: inside, never marginal
+    (0.020, 0.0046, 0.1875, "pass"),       # 20 ms at 2400 Bd: not marginal (issue 10)
     (0.200, 0.0046, 0.1875, "fail"),
     (0.004, 0.0046, 0.1875, "fail"),
     (None, 0.0, 1.0, "fail"),
     (float("nan"), 0.0, 1.0, "fail"),
     (3, None, 2, "fail"),
-    (1.5, None, 2, "pass"),                # one limit: the band is 10 % of its magnitude
-    (1.9, None, 2, "marginal"),
+    (1.9, None, 2, "pass"),                # the standard's limit: no margin band
     (7, None, None, "pass"),               # no limits: recorded only
 ])
 def test_measurement_outcome(value, low, high, outcome):
     assert Measurement("response delay", value, "s", low, high).outcome == outcome
+
+
+@pytest.mark.parametrize("value, low, high, outcome", [
+    (1.5, None, 2, "pass"),                # a user-set limit: the band is 10 % of 2 s
+    (1.8, None, 2, "marginal"),            # on the band's edge counts as marginal
+    (1.79, None, 2, "pass"),
+    (2.0, None, 2, "marginal"),
+    (0.020, 0.0046, 0.1875, "pass"),       # the band is 10 % of each limit, not of the span
+    (0.0050, 0.0046, 0.1875, "marginal"),  # within 0.46 ms of 4.6 ms
+    (0.168, 0.0046, 0.1875, "pass"),       # 19.5 ms below 187.5 ms: outside its 18.75 ms band
+    (0.170, 0.0046, 0.1875, "marginal"),   # 17.5 ms below it: inside
+    (0.19, 0.0046, 0.1875, "fail"),
+])
+def test_measurement_marginal_only_against_configured_limits(value, low, high, outcome):
+    assert Measurement("power-up", value, "s", low, high, configured=True).outcome == outcome
 
 
 def test_measurement_rejects_bad_input():

@@ -86,7 +86,8 @@ def test_power_cut_during_answer(master, dut, rig, baud, faults, measure):
         rig.clock.sleep(max(0.0, at + POWER_CUT - rig.clock.now()))
         limit = _power_up_limit(dut)
         took = _wait_until_answering(master, rig, dut, limit)
-        measure("power_up_time", took, "s", high=limit)
+        measure("power_up_time", took, "s", high=limit,
+                configured=bool(getattr(getattr(dut, "profile", None), "power_up", None)))
         w.expect_answer(master, w.req_ud2(dut.address, fcb=True), "REQ_UD2 after power-up",
                         address=dut.address)
     finally:
