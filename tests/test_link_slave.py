@@ -283,6 +283,19 @@ def test_set_address_acks_at_old_then_answers_at_new() -> None:
     assert transmits(feed(link, short(NKE, 9), 2.0)) == [E5]
 
 
+def test_after_set_address_rsp_ud_names_the_new_address_whatever_fcb_came_before() -> None:
+    """Regression (issue 10): a readout at the old address left FCB=1 and its RSP_UD cached;
+    the master's first REQ_UD2 at the new address also carries FCB=1 and got that cached
+    answer, whose A field still named the old address."""
+    link, _ = make(3)
+    (old,) = req(link, 3, True)
+    assert decode(old).a == 3  # type: ignore[union-attr]
+    assert transmits(feed(link, snd_ud(3, CI.SET_ADDRESS, encode_set_address(42)), 1.0)) == [E5]
+    for fcb, t in ((True, 2.0), (False, 3.0), (False, 4.0)):
+        (answer,) = req(link, 42, fcb, t=t)
+        assert decode(answer).a == 42, (fcb, answer.hex(" "))  # type: ignore[union-attr]
+
+
 def test_set_address_out_of_range_is_not_applied() -> None:
     link, meter = make(5)
     feed(link, snd_ud(5, CI.SET_ADDRESS, encode_set_address(251)))

@@ -371,6 +371,47 @@ def test_set_address_ignored_by_a_defective_slave(capsys: pytest.CaptureFixture[
     assert "acknowledged the new address 42 but does not answer there" in err
 
 
+def test_set_address_after_a_readout_answers_with_the_new_address(
+    capsys: pytest.CaptureFixture[str], hooks: SimHooks
+) -> None:
+    """Regression (issue 10): a readout at the old address left FCB=1 and its answer cached
+    in the slave; the first REQ_UD2 at the new address (FCB=1 too) got that cached answer,
+    naming the old address."""
+    def read_first(session: toolbus.BusSession) -> None:
+        session.master.read_all(3)
+
+    hooks.profiles = [dataclasses.replace(heat_meter_profile(), address=3)]
+    hooks.setup = read_first
+    code, out, err = run(capsys, "set-address", "-d", "sim", "-a", "3", "--new", "42", "--json")
+    assert code == 0, err
+    assert json.loads(out)["slave"]["address"] == 42
+
+
+def test_set_address_names_a_stale_a_field_as_the_cause(capsys: pytest.CaptureFixture[str],
+                                                        hooks: SimHooks) -> None:
+    """A slave that moved but still names its old address in its answers is reported as
+    such, not as the last retry's "the answer names address 3, not 42"."""
+    hooks.profiles = [dataclasses.replace(heat_meter_profile(), address=3)]
+    hooks.setup = lambda s: s.meters[0].core.arm("wrong_address", 10, address=3)
+    code, _, err = run(capsys, "set-address", "-d", "sim", "-a", "3", "--new", "42")
+    assert code == 1
+    assert err.strip() == (
+        "mbus-rig set-address: address 3 took the new address 42 (it was at 3) and answers "
+        "there, but its RSP_UD names its old address in the A field, not 42 (a slave answers "
+        "with its own, new, address; 2400 baud)")
+
+
+def test_set_address_not_done_names_where_the_slave_still_is(
+    capsys: pytest.CaptureFixture[str], hooks: SimHooks
+) -> None:
+    hooks.setup = lambda s: s.meters[0].core.set_defects(["ignores_set_address"])
+    code, _, err = run(capsys, "set-address", "-d", "sim", "-a", "1", "--new", "42", "-r", "0")
+    assert code == 1
+    assert err.strip().endswith("acknowledged the new address 42 but does not answer there "
+                                "(2400 baud); it still answers at 1: it did not change its "
+                                "address")
+
+
 def test_switch_baud_verifies_at_the_new_rate(capsys: pytest.CaptureFixture[str],
                                               hooks: SimHooks) -> None:
     hooks.profiles = [dataclasses.replace(heat_meter_profile(), address=1, bauds=(2400, 9600))]

@@ -270,9 +270,14 @@ class SlaveLink:
 
     def _reset_link(self) -> None:
         """SND_NKE / power-up: FCB expectation and readout position start over."""
+        self._forget_answers()
+        self._next_page_index = 0
+
+    def _forget_answers(self) -> None:
+        """No request counts as a repeat: the FCB expectation and the cached last answers
+        (which a repeated FCB would send again) are dropped."""
         self._last_fcb.clear()
         self._last_answer.clear()
-        self._next_page_index = 0
 
     # --- internals ------------------------------------------------------------------------
 
@@ -497,6 +502,9 @@ class SlaveLink:
         if not self._has("ignores_set_address"):
             self.address = data[2]
             self.app.on_address_changed(self.address)
+            # the cached answers name the old address; the master starts the new address
+            # with FCB=1 (a new link, docs/mbus-facts.md "FCB/FCV"), which must not fetch them
+            self._forget_answers()
         return actions
 
 
