@@ -17,6 +17,13 @@ Characters with deliberately wrong parity (``WireBytes.bad_parity``) go out thro
 port's ``write_wire`` when it has one (the simulated bus), else by draining, switching the
 UART to odd parity for those characters, draining again and switching back.
 
+A pseudo-terminal carries no parity bit (docs/mbus-facts.md "Pseudo-terminals ignore baud and
+parity"), so one is opened 8N1: asking a pty for PARENB makes Linux refuse the settings
+(EINVAL) once nothing else changes, as after libmbus's tools or pyMeterBus have used it. The
+state another program left a tty in does not matter otherwise: pyserial sets every flag it
+needs. A path that is no terminal (a regular file, a directory, /dev/null) is named as what
+it is, with what to give instead; whatever the tty refuses is one HardwareError line.
+
 Master echo (``echo=True``: a level converter that returns the master's own transmission to
 its receiver): :meth:`SerialBusPort.write` reads the echo back and drops it. An echo that
 differs from what was sent means another sender was on the bus at the same time, or a broken
@@ -30,6 +37,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import stat
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +55,10 @@ except ImportError:  # not POSIX: no tty flags to set
     termios = None  # type: ignore[assignment]
 
 MARK = 0xFF
+PTY_SLAVE_MAJORS = range(136, 144)
+"""Linux's UNIX98 pseudo-terminal slaves (/dev/pts/N): device major numbers 136-143."""
+PORT_HINT = ("give a serial device (/dev/ttyUSB0, /dev/ttyAMA0), a pseudo-terminal (mbus-rig "
+             "virtual-meter prints one) or a pyserial URL (socket://HOST:PORT)")
 
 
 class ParmrkDecoder:
@@ -87,22 +99,72 @@ def _port_name(port: Any) -> str:
     return str(getattr(port, "port", None) or getattr(port, "name", None) or port)
 
 
-def _hardware_error(path: str, exc: BaseException) -> HardwareError:
-    """A HardwareError a user understands, from pyserial's or the OS's exception."""
+#: What pyserial and the tty layer raise (termios.error is no OSError).
+PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, ValueError) + (
+    (termios.error,) if termios is not None else ())
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The OS error number behind pyserial's, termios's or the OS's exception, if any:
+    pyserial wraps termios errors in its text ("Could not configure port: (25, '...')")."""
     code = getattr(exc, "errno", None)
     if code is None and exc.args and isinstance(exc.args[0], int):
         code = exc.args[0]
+    if code is None:
+        text = str(exc)
+        for number in (errno.ENOTTY, errno.EINVAL, errno.EIO):
+            if f"({number}, " in text or f"[Errno {number}]" in text:
+                return number
+    return code if isinstance(code, int) else None
+
+
+def _hardware_error(path: str, exc: BaseException) -> HardwareError:
+    """A HardwareError a user understands, from pyserial's, termios's or the OS's exception."""
+    code = _errno_of(exc)
     if code == errno.ENOENT or code == errno.ENODEV or code == errno.ENXIO:
         why = "no such port"
     elif code in (errno.EACCES, errno.EPERM):
         why = "permission denied (add the user to the 'dialout' group)"
     elif code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK):
         why = "port busy (another program has it open)"
+    elif code == errno.ENOTTY:
+        why = f"not a terminal, so not a serial port; {PORT_HINT}"
+    elif code == errno.EISDIR:
+        why = f"a directory, not a serial port; {PORT_HINT}"
+    elif code == errno.EINVAL:
+        why = ("the terminal refused the settings (8 data bits, parity, baud rate): a UART "
+               "without parity (a Raspberry Pi's mini UART), or an adapter that cannot do this "
+               "rate")
+    elif code == errno.EIO:
+        why = "input/output error (the device went away, or its other side was closed)"
     elif isinstance(exc, ValueError) and "protocol" in str(exc):
         why = f"unknown port URL scheme ({exc})"
     else:
         why = str(exc)
     return HardwareError(f"serial port {path}: {why}")
+
+
+def _not_a_port(path: str) -> HardwareError | None:
+    """What ``path`` is when it is a file system entry but no terminal device, else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # pyserial says why (no such port, permission denied)
+    what = ("a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a block device" if stat.S_ISBLK(mode) else None)
+    if what is None:
+        return None
+    return HardwareError(f"serial port {path}: {what}, not a serial port; {PORT_HINT}")
+
+
+def is_pty(path: str) -> bool:
+    """``path`` (or what it links to) is a pseudo-terminal's slave side."""
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return False
+    return os.major(rdev) in PTY_SLAVE_MAJORS or os.path.realpath(path).startswith("/dev/pts/")
 
 
 class SerialBusPort:
@@ -135,6 +197,8 @@ class SerialBusPort:
         self._lock = threading.RLock()
         self._decoder = ParmrkDecoder()
         self._ready: list[RxChar] = []
+        self.pty = isinstance(serial_obj_or_url, str) and is_pty(serial_obj_or_url)
+        """A pseudo-terminal: opened 8N1 (it carries no parity bit)."""
         if isinstance(serial_obj_or_url, str):
             self.path = serial_obj_or_url
             self._ser = self._open_url(serial_obj_or_url, baud, exclusive)
@@ -158,13 +222,21 @@ class SerialBusPort:
     # --- opening ---------------------------------------------------------------------------
 
     def _open_url(self, url: str, baud: int, exclusive: bool) -> Any:
+        if "://" not in url:
+            problem = _not_a_port(url)
+            if problem is not None:
+                raise problem
         try:
             return serial.serial_for_url(
-                url, baudrate=baud, bytesize=serial.EIGHTBITS, parity=serial.PARITY_EVEN,
+                url, baudrate=baud, bytesize=serial.EIGHTBITS, parity=self._parity,
                 stopbits=serial.STOPBITS_ONE, timeout=0, write_timeout=None,
                 xonxoff=False, rtscts=False, dsrdtr=False, exclusive=exclusive)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except PORT_ERRORS as exc:
             raise _hardware_error(url, exc) from exc
+
+    @property
+    def _parity(self) -> str:
+        return str(serial.PARITY_NONE if self.pty else serial.PARITY_EVEN)
 
     def _configure_object(self, baud: int) -> None:
         ser = self._ser
@@ -176,7 +248,7 @@ class SerialBusPort:
             ser.timeout = 0
             if not ser.is_open:
                 ser.open()
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except PORT_ERRORS as exc:
             raise _hardware_error(self.path, exc) from exc
 
     def _tty_fd(self) -> int | None:
@@ -263,6 +335,10 @@ class SerialBusPort:
 
     def _write_with_odd_parity(self, wire: WireBytes) -> float:
         """Runs of characters alternate between even and (for bad ones) odd parity."""
+        if self.pty:
+            raise HardwareError(f"serial port {self.path}: a pseudo-terminal carries no parity "
+                                "bit, so characters with wrong parity cannot be sent (parity "
+                                "faults belong to the simulated bus, mbussim://)")
         run_start = 0
         data = wire.data
         end = self._clock.now()
@@ -359,7 +435,7 @@ class SerialBusPort:
     def close(self) -> None:
         try:
             self._ser.close()
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise _hardware_error(self.path, exc) from exc
 
     def __enter__(self) -> SerialBusPort:
@@ -371,7 +447,7 @@ class SerialBusPort:
     def _io(self, what: str, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except PORT_ERRORS as exc:
             error = _hardware_error(self.path, exc)
             raise HardwareError(f"{error} ({what})") from exc
 

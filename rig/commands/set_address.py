@@ -54,7 +54,8 @@ def _verify(bus: BusSession, target: str, old: int, new: int) -> Reply:
     at ``old`` did not move."""
     was = "" if old == ADDRESS_SELECTED else f" (it was at {old})"
     try:
-        return bus.master.req_ud2(new)
+        reply: Reply = bus.master.req_ud2(new)
+        return reply
     except WrongAddressError as exc:
         named = "its old address" if exc.received == old else f"address {exc.received}"
         raise VerifyError(
