@@ -57,6 +57,12 @@ except ImportError:  # not POSIX: no tty flags to set
 MARK = 0xFF
 PTY_SLAVE_MAJORS = range(136, 144)
 """Linux's UNIX98 pseudo-terminal slaves (/dev/pts/N): device major numbers 136-143."""
+NETWORK_SCHEMES = ("socket://", "rfc2217://")
+NETWORK_READ_LATENCY = 0.2
+"""Seconds a network port may hold characters back (docs/mbus-facts.md "Timing": masters
+must tolerate gaps): TCP's Nagle algorithm meeting a delayed ACK stalls the rest of an
+answer 40-200 ms after its first byte, and gateways pack characters on timeouts of their
+own. A frame that arrived whole at the gateway is then still one frame."""
 PORT_HINT = ("give a serial device (/dev/ttyUSB0, /dev/ttyAMA0), a pseudo-terminal (mbus-rig "
              "virtual-meter prints one) or a pyserial URL (socket://HOST:PORT)")
 
@@ -156,6 +162,12 @@ def _not_a_port(path: str) -> HardwareError | None:
     if what is None:
         return None
     return HardwareError(f"serial port {path}: {what}, not a serial port; {PORT_HINT}")
+
+
+def default_read_latency(port: str) -> float:
+    """The master read latency a port gets unless it is set: :data:`NETWORK_READ_LATENCY`
+    for ``socket://`` and ``rfc2217://`` (TCP), 0 for a UART, a pty and the simulated bus."""
+    return NETWORK_READ_LATENCY if port.lower().startswith(NETWORK_SCHEMES) else 0.0
 
 
 def is_pty(path: str) -> bool:

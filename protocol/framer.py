@@ -142,7 +142,7 @@ class Framer:
                 return events
         events = []
         if self._buf and self._gap_exceeded(ch.time):
-            events.append(self._reject_partial(GapError))
+            events.append(self._reject_partial(GapError, idle=self._idle_before(ch.time)))
         self._push(ch, events)
         self._note_errors(events)
         self._measure_room()
@@ -185,7 +185,8 @@ class Framer:
         """Drop a partial frame whose line has been idle longer than ``gap_limit`` by ``now``."""
         if self._buf and self._gap_exceeded(now + self.char_time):
             self._room = 0
-            return self._note_errors([self._reject_partial(GapError)])
+            idle = self._idle_before(now + self.char_time)
+            return self._note_errors([self._reject_partial(GapError, idle=idle)])
         return []
 
     def flush(self) -> list[FramerEvent]:
@@ -222,13 +223,20 @@ class Framer:
             return False
         return t - last - self.char_time > self.gap_limit
 
-    def _reject_partial(self, kind: type[FrameError]) -> FrameRejected:
+    def _idle_before(self, t: float) -> float:
+        """Idle line between the partial frame's last character and one received at ``t``."""
+        return t - self._buf[-1].time - self.char_time
+
+    def _reject_partial(self, kind: type[FrameError], idle: float | None = None) -> FrameRejected:
         chars = self._buf
         self._buf = []
         need = _expected_length(bytes(c.value for c in chars))
         what = f"of {need}" if need is not None else "of a long frame"
-        error = kind(f"partial frame dropped after {len(chars)} bytes {what}", len(chars))
-        return _rejected(error, chars)
+        text = f"partial frame dropped after {len(chars)} byte{'s' * (len(chars) != 1)} {what}"
+        if idle is not None and self.gap_limit is not None:
+            text += (f": the line was idle {idle * 1000:.1f} ms, more than the "
+                     f"{self.gap_limit * 1000:.1f} ms allowed")
+        return _rejected(kind(text, len(chars)), chars)
 
     def _push(self, ch: RxChar, events: list[FramerEvent]) -> None:
         """Add ``ch``; on a header failure re-search the bytes after the failed start byte."""

@@ -8,7 +8,7 @@ Schema (see ``rig/examples/*.toml`` and README.md "Rig files")::
 
     name = "bench"                      # optional, shown in reports
     [master]  port = "/dev/ttyAMA0" | "mbussim://NAME" | "socket://host:port"
-              baud = 2400  echo = false  retries = 2  read_latency = 0.0
+              baud = 2400  echo = false  retries = 2  read_latency = 0.0 (socket://, rfc2217://: 0.2)
     [bus]     kind = "sim" | "real"   seed = 1
     [bus.sim] noise_rate = 0.0 ...      # simulated-bus parameters (sim only)
     [gpio]    backend = "sim" | "rpi" | "auto"
@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from hardware.config_file import read_toml
 from hardware.lines import pin_advice
+from hardware.serial_port import default_read_latency
 from hardware.sim.serial_port import SCHEME as SIM_SCHEME
 from protocol.errors import ConfigError
 from protocol.fields import PRIMARY_MAX
@@ -85,7 +86,7 @@ class MasterConfig:
     baud: int = DEFAULT_BAUD
     echo: bool = False
     retries: int = DEFAULT_RETRIES
-    read_latency: float = 0.0  # s; USB-serial masters deliver characters late, in chunks
+    read_latency: float = 0.0  # s; USB-serial masters and TCP gateways deliver characters late
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +432,8 @@ def _master(raw: Any, source: str, bus: BusConfig) -> MasterConfig:
     return MasterConfig(port=port, baud=t.baud("baud", DEFAULT_BAUD),
                         echo=bool(t.get("echo", bool, False)),
                         retries=t.int_range("retries", DEFAULT_RETRIES, 0, MAX_RETRIES),
-                        read_latency=t.number_range("read_latency", 0.0, 0.0, MAX_READ_LATENCY))
+                        read_latency=t.number_range("read_latency", default_read_latency(port),
+                                                    0.0, MAX_READ_LATENCY))
 
 
 def _gpio(t: _Table, bus: BusConfig) -> GpioConfig:

@@ -39,7 +39,7 @@ from enum import Enum
 from typing import Literal
 
 from ..chars import RxChar, WireBytes, as_wire
-from ..errors import FrameError
+from ..errors import FrameError, GapError
 from ..fields import (
     BROADCAST_ANSWER,
     BROADCAST_NO_ANSWER,
@@ -454,8 +454,17 @@ class MasterLink:
             number=self._attempt, request=self._wire, request_end=self._request_end,
             chars=tuple(self._chars), outcome=outcome,
             frame=frames[0].frame if frames else None,
-            error=rejected[0].error if rejected else None,
+            error=self._explained(rejected[0].error) if rejected else None,
             first_char_time=self._chars[0].time if self._chars else None, baud=self.baud)
+
+    def _explained(self, error: FrameError) -> FrameError:
+        """A gap inside an answer says how to tell the master that its port delivers
+        characters late (then the gap is the port's, not the slave's)."""
+        if not isinstance(error, GapError):
+            return error
+        return GapError(f"{error.args[0]}; a port that delivers characters late (a TCP "
+                        f"gateway, a USB adapter) needs master.read_latency (tools: "
+                        f"--read-latency), now {self.read_latency * 1000:g} ms", error.offset)
 
     def _finish(self, request: Request, attempt: Attempt) -> None:
         a = request.address

@@ -205,23 +205,27 @@ def _trace_class() -> Any:
 
 
 def open_serial(device: str, *, baud: int, retries: int, timeout: float | None, echo: bool,
-                verbose: bool) -> BusSession:
-    from hardware.serial_port import SerialBusPort
+                verbose: bool, read_latency: float | None = None) -> BusSession:
+    """A real port (or pyserial URL); ``read_latency`` None: the port's default
+    (hardware.serial_port.default_read_latency: network ports deliver late)."""
+    from hardware.serial_port import SerialBusPort, default_read_latency
 
     clock = WallClock()
     port = SerialBusPort(device, clock, baud=baud, echo=echo)
     trace = _trace_class()() if verbose else None
-    master = _master(port, clock, retries=retries, echo=echo, trace=trace, timeout=timeout)
+    latency = default_read_latency(device) if read_latency is None else read_latency
+    master = _master(port, clock, retries=retries, echo=echo, trace=trace, timeout=timeout,
+                     read_latency=latency)
     return BusSession(device=device, master=master, clock=clock, port=port, trace=trace,
                       retries=retries, closers=[port.close])
 
 
 def _master(port: Any, clock: Clock, *, retries: int, echo: bool, trace: Any,
-            timeout: float | None) -> Any:
+            timeout: float | None, read_latency: float = 0.0) -> Any:
     from rig.master import Master
 
     del echo  # the port drops the master's echo (hardware.serial_port)
-    master = Master(port, clock, retries=retries, trace=trace)
+    master = Master(port, clock, retries=retries, trace=trace, read_latency=read_latency)
     if timeout is not None:
         _set_timeout(master, timeout)
     return master
@@ -285,7 +289,8 @@ def open_bus(args: argparse.Namespace) -> Iterator[BusSession]:
         if args.profile is not None:
             raise ConfigError("--profile applies to the simulated bus (--device sim or sim:N) only")
         session = open_serial(args.device, baud=args.baud, retries=args.retries,
-                              timeout=args.timeout, echo=args.echo, verbose=args.verbose)
+                              timeout=args.timeout, echo=args.echo, verbose=args.verbose,
+                              read_latency=getattr(args, "read_latency", None))
     else:
         profile = sim_base_profile(load_profile_arg(args.profile))
         if args.baud not in profile.bauds:

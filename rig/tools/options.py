@@ -12,7 +12,12 @@ from collections.abc import Callable
 
 from protocol.fields import ADDRESS_SELECTED, BROADCAST_ANSWER, PRIMARY_MAX
 from protocol.identity import SecondaryAddress
-from protocol.link.master import DEFAULT_RETRIES, MAX_RESPONSE_TIMEOUT, MAX_RETRIES
+from protocol.link.master import (
+    DEFAULT_RETRIES,
+    MAX_READ_LATENCY,
+    MAX_RESPONSE_TIMEOUT,
+    MAX_RETRIES,
+)
 from protocol.timing import BAUD_RATES, DEFAULT_BAUD
 
 DEVICE_ENV = "MBUS_RIG_DEVICE"
@@ -79,6 +84,19 @@ def timeout(text: str) -> float:
     return value
 
 
+def read_latency(text: str) -> float:
+    """Seconds the port may deliver a character late (protocol.link.master)."""
+    allowed = f"0 to {MAX_READ_LATENCY:g}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (allowed: {allowed})") from None
+    if not 0 <= value <= MAX_READ_LATENCY:
+        raise argparse.ArgumentTypeError(f"{value:g} s is out of range (allowed: {allowed})")
+    return value
+
+
 def check_mask_text(text: str) -> str:
     """Check the 16-hex-digit form of a selection mask; return it upper-cased.
 
@@ -119,7 +137,8 @@ def secondary(text: str) -> SecondaryAddress:
 
 
 def add_bus_options(parser: argparse.ArgumentParser) -> None:
-    """--device, --baud, --retries, --timeout, --echo, --verbose, --seed, --profile."""
+    """--device, --baud, --retries, --timeout, --read-latency, --echo, --verbose, --seed,
+    --profile."""
     group = parser.add_argument_group("bus")
     default_device = os.environ.get(DEVICE_ENV)
     group.add_argument(
@@ -135,6 +154,10 @@ def add_bus_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-t", "--timeout", type=timeout, default=None, metavar="SECONDS",
                        help="wait this long for the start of an answer (default: the standard's "
                        "response window, 330 bit times + 50 ms)")
+    group.add_argument("--read-latency", type=read_latency, default=None, metavar="SECONDS",
+                       help="how late the port may deliver characters (a USB adapter: ~0.02; "
+                       "default: 0.2 for socket:// and rfc2217://, else 0): listening and the "
+                       "tolerated gap inside an answer are that much longer")
     group.add_argument("--echo", action="store_true",
                        help="the level converter echoes what the master sends: drop the echo")
     group.add_argument("-v", "--verbose", action="store_true",
