@@ -398,13 +398,14 @@ class SerialBusPort:
             sent=wire.data, echoed=tuple(echoed), end=end)
 
     def read_char(self, deadline: float) -> RxChar | None:
-        """The next received character, or None once the clock reaches ``deadline``."""
+        """The next received character, or None once the clock reaches ``deadline``; a
+        character that has already arrived is returned even when the deadline has passed."""
         while not self._ready:
-            remaining = deadline - self._clock.now()
-            if remaining <= 0:
-                return None
+            remaining = max(0.0, deadline - self._clock.now())
             raw = self._read_byte(remaining)
             if not raw:
+                if remaining <= 0:
+                    return None
                 continue
             now = self._received_time()
             if not self.parmrk:

@@ -8,7 +8,9 @@ count=1, **params)``, ``disarm()``, ``set_defects(names)``, ``identity()``, ``tr
 
 :class:`DutProgram` runs an outside slave program from its command template, with ``{tty}``
 replaced by the pty it joins the simulated bus through; it is stopped at the end (terminate,
-then kill after a bound) and its output is kept for the report.
+then kill after a bound) and its output is kept for the report. A program that died is named
+as dead (:class:`ProgramDeath`: its exit status and the tail of its output) and can be
+started again (``restart``) with the same command, working directory and environment.
 """
 
 from __future__ import annotations
@@ -28,6 +30,37 @@ from protocol.identity import SecondaryAddress
 
 #: How long a stopping DUT program gets after SIGTERM before SIGKILL (and after SIGKILL).
 PROGRAM_STOP_BOUND_S = 2.0
+#: How much of a dead DUT program's last output a failure message quotes.
+DEATH_TAIL_LINES = 15
+DEATH_TAIL_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramDeath:
+    """A DUT program found exited: its name, exit status (negative: killed by that signal)
+    and the end of what it wrote in the run that ended."""
+
+    name: str
+    status: int
+    tail: str
+
+    @property
+    def summary(self) -> str:
+        """'DUT program slave exited with status 1' (with the signal's name if killed)."""
+        text = f"DUT program {self.name} exited with status {self.status}"
+        if self.status < 0:
+            try:
+                text += f" (killed by {signal.Signals(-self.status).name})"
+            except ValueError:
+                pass
+        return text
+
+    def describe(self) -> str:
+        """The summary and the tail of its output, indented."""
+        if not self.tail.strip():
+            return f"{self.summary}; it wrote nothing"
+        lines = "\n".join(f"    {line}" for line in self.tail.rstrip().splitlines())
+        return f"{self.summary}; the end of its output:\n{lines}"
 
 
 @runtime_checkable
@@ -85,21 +118,61 @@ class DutProgram:
                  env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = list(argv)
+        self.cwd = cwd
         self._log = tempfile.TemporaryFile(prefix=f"mbus-rig-dut-{name}-")
         child_env = {**os.environ, **(env or {})}
         # programs installed next to this Python (mbus-rig in a virtualenv) are found
         child_env["PATH"] = os.pathsep.join(
             [os.path.dirname(sys.executable), child_env.get("PATH", os.defpath)])
-        try:
-            self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                cwd=cwd, env=child_env, start_new_session=True)
-        except OSError as exc:
-            self._log.close()
-            raise HardwareError(f"DUT {name}: cannot start {self.argv[0]!r} "
-                                f"({exc.strerror or exc})") from None
+        self.env = child_env
         self.returncode: int | None = None
         self._final: str | None = None
+        self._run_start = 0  # where this run's output starts in the log
+        self.starts = 0
+        try:
+            self.process = self._spawn()
+        except HardwareError:
+            self._log.close()
+            raise
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        """Start the program (its own process group, output to the log)."""
+        try:
+            process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                cwd=self.cwd, env=self.env, start_new_session=True)
+        except OSError as exc:
+            raise HardwareError(f"DUT {self.name}: cannot start {self.argv[0]!r} "
+                                f"({exc.strerror or exc})") from None
+        self.starts += 1
+        return process
+
+    def death(self) -> ProgramDeath | None:
+        """The program's exit since it was last started, else None (it runs)."""
+        status = self.process.poll()
+        if status is None:
+            return None
+        tail = self.run_output()[-DEATH_TAIL_CHARS:]
+        return ProgramDeath(self.name, status, "\n".join(tail.splitlines()[-DEATH_TAIL_LINES:]))
+
+    def restart(self) -> None:
+        """Start the program again (stopping what is left of it first); the log notes it."""
+        status = self.stop()
+        self._log.seek(0, os.SEEK_END)
+        self._log.write(f"--- mbus-rig: {self.name} exited with status {status}; "
+                        f"restarted ---\n".encode())
+        self._log.flush()
+        self._run_start = self._log.tell()
+        self.returncode = None
+        self.process = self._spawn()
+
+    def run_output(self) -> str:
+        """What the program wrote since it was last started."""
+        return self._final if self._final is not None else self._read(self._run_start)
+
+    def _read(self, start: int) -> str:
+        self._log.flush()
+        return os.pread(self._log.fileno(), 1 << 24, start).decode(errors="replace")
 
     @property
     def pid(self) -> int:
@@ -127,8 +200,7 @@ class DutProgram:
         """Everything the program wrote to stdout and stderr so far."""
         if self._final is not None:
             return self._final
-        self._log.flush()
-        return os.pread(self._log.fileno(), 1 << 24, 0).decode(errors="replace")
+        return self._read(0)
 
     def close(self) -> str:
         """Stop it and return its whole output."""

@@ -9,6 +9,12 @@ Every ``LinkError`` the master raises carries the ``Exchange`` it is about as it
 ``exchange`` attribute (``exchange_of(error)``), so callers read bytes, attempts and the
 frame from there, never from the message text.
 
+Late answers: before it sends, the master listens until the line has been idle for the
+inter-frame time, so it never talks over a late answer; what it hears then is a
+``LateAnswer`` to the request before (``Exchange.late_answers``), never part of the new
+exchange. ``late_answer(exchange)`` listens on after an exchange that got nothing, for the
+delay of an answer that came too late.
+
 Echo: the port drops the master's own echo (``hardware.serial_port``); the master never sees
 it. Gaps inside a frame (``protocol.frame_faults.GappedWire``) are sent as two writes with
 a clock pause between them.
@@ -48,8 +54,10 @@ from protocol.frames import ControlFrame, Frame, LongFrame
 from protocol.identity import SecondaryAddress
 from protocol.link.master import (
     DEFAULT_RETRIES,
+    MAX_FRAME_BYTES,
     Attempt,
     Expect,
+    LateAnswer,
     MasterLink,
     Outcome,
     Request,
@@ -65,7 +73,7 @@ from protocol.link.master import (
 )
 from protocol.link.search import ReadProbe, SearchResult, SecondarySearch, SelectProbe
 from protocol.link.selection import ALL, SelectionMask
-from protocol.timing import char_time, check_baud
+from protocol.timing import char_time, check_baud, frame_time
 
 MAX_PAGES = 32
 """read_all stops after this many telegrams even if the slave says more follow."""
@@ -88,11 +96,21 @@ class Exchange:
     response_delay: float | None
     attempts: int
     history: tuple[Attempt, ...]
+    probe: bool = False
+    """A search or scan probe: no answer is as good an outcome as any."""
 
     @property
     def ok(self) -> bool:
         """The outcome is what ``expect`` asked for."""
         return _matches(self.expect, self.outcome)
+
+    @property
+    def failed(self) -> bool:
+        """The exchange did not bring what its request asked for. Probes and raw exchanges
+        that expect "any" ask for nothing in particular (their caller judges): never failed."""
+        if self.probe or (self.address is None and self.expect == "any"):
+            return False
+        return not self.ok
 
     @property
     def raw(self) -> bytes:
@@ -129,6 +147,11 @@ class Exchange:
     def received_address(self) -> int | None:
         """The A field of the answer frame (None for an E5 or no frame)."""
         return answer_address(self.frame)
+
+    @property
+    def late_answers(self) -> tuple[LateAnswer, ...]:
+        """Late answers to earlier requests (or attempts) heard during this exchange."""
+        return tuple(a.late for a in self.history if a.late is not None)
 
 
 def exchange_of(error: BaseException) -> Exchange | None:
@@ -213,9 +236,10 @@ class Master:
 
     # --- the core loop ----------------------------------------------------------------------------
 
-    def run(self, request: Request) -> Exchange:
+    def run(self, request: Request, *, probe: bool = False) -> Exchange:
         """Send ``request`` with the link's retries; return the last attempt (never raises on
-        the outcome; port errors propagate)."""
+        the outcome; port errors propagate). ``probe``: a search or scan probe
+        (``Exchange.probe``)."""
         send = self.link.start(request, self.clock.now())
         history: list[Attempt] = []
         try:
@@ -236,16 +260,18 @@ class Master:
                         else:
                             history.append(event.attempt)
                             if event.final:
-                                return self._exchange(request, history)
+                                return self._exchange(request, history, probe)
                 send = next_send
         finally:
             if self.link.busy:
                 self.link.abort()
 
     def _send(self, send: Send) -> None:
-        wait = send.not_before - self.clock.now()
-        if wait > 0:
-            self.clock.sleep(wait)
+        """Wait for the idle line (listening: a late answer pushes the send back), then
+        write; the link learns when the last stop bit left."""
+        while (ch := self.port.read_char(self.link.send_time(send, self.clock.now()))):
+            self._trace_rx(ch)
+            self.link.receive(ch)
         if isinstance(send.data, GappedWire):
             first, second = send.data.parts
             self._trace_tx(first, self.port.write(first))
@@ -257,14 +283,28 @@ class Master:
             self._trace_tx(send.data, end)
         self.link.sent(end)
 
-    def _exchange(self, request: Request, history: list[Attempt]) -> Exchange:
+    def _exchange(self, request: Request, history: list[Attempt], probe: bool) -> Exchange:
         last = history[-1]
         return Exchange(
             request=last.request, address=request.address, baud=last.baud,
             expect=request.expect, outcome=last.outcome, frame=last.frame, error=last.error,
             chars=last.chars, request_end=last.request_end,
             first_char_time=last.first_char_time, response_delay=last.response_delay,
-            attempts=len(history), history=tuple(history))
+            attempts=len(history), history=tuple(history), probe=probe)
+
+    def late_answer(self, exchange: Exchange) -> LateAnswer | None:
+        """Listen on after ``exchange`` (one more answer window after its own, and then
+        while characters keep coming) for an answer that came too late; None if nothing
+        came. What was heard is this exchange's, not the next one's."""
+        link = self.link
+        ct = char_time(self.baud)
+        deadline = exchange.request_end + 2 * link.answer_window + ct + link.read_latency
+        hard = deadline + frame_time(MAX_FRAME_BYTES, self.baud) + 4 * link.gap_limit
+        while (ch := self.port.read_char(deadline)) is not None:
+            self._trace_rx(ch)
+            link.receive(ch)
+            deadline = min(hard, max(deadline, ch.time + link.gap_limit + ct))
+        return link.take_late()
 
     def _trace_tx(self, data: WireBytes, end: float) -> None:
         if self.trace is None:
@@ -408,7 +448,7 @@ class Master:
         for address in addresses:
             if not 0 <= address <= PRIMARY_MAX:
                 raise ValueError(f"scan address {address} is not 0..{PRIMARY_MAX}")
-            exchange = self.run(req_ud2(address))
+            exchange = self.run(req_ud2(address), probe=True)
             if exchange.outcome is Outcome.NONE:
                 continue
             hits.append(PrimaryHit(address, exchange.outcome, self.secondary_of(exchange),
@@ -429,11 +469,12 @@ class Master:
         while (probe := search.next_probe()) is not None:
             if isinstance(probe, SelectProbe):
                 exchange = self.run(snd_ud(ADDRESS_SELECTED, CI.SELECTION,
-                                           probe.mask.to_bytes(), retries=select_retries))
+                                           probe.mask.to_bytes(), retries=select_retries),
+                                    probe=True)
                 search.report(exchange.outcome)
             else:
                 assert isinstance(probe, ReadProbe)
-                exchange = self.run(req_ud2(ADDRESS_SELECTED))
+                exchange = self.run(req_ud2(ADDRESS_SELECTED), probe=True)
                 header = self._header_of(exchange)
                 search.report(exchange.outcome, _secondary(header),
                               None if header is None else header.access_number)

@@ -19,12 +19,12 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol import frames
-from protocol.errors import HardwareError, MBusRigError
-from protocol.fields import FCB, FCV, PRM
+from protocol.errors import HardwareError
+from protocol.names import describe_bytes, describe_frame
 
 from .config import DutConfig, RigConfig
 
@@ -258,36 +258,33 @@ def generate_html(results_dir: Path, out_html: Path, *, allure: str,
 
 # --- one bus transaction, for a report step ------------------------------------------------------
 
-_FUNCTION_NAMES = {0x40: "SND_NKE", 0x53: "SND_UD", 0x43: "SND_UD (FCV=0)", 0x5B: "REQ_UD2",
-                   0x5A: "REQ_UD1", 0x08: "RSP_UD"}
+@dataclass(frozen=True, slots=True)
+class StepText:
+    """One allure step: its title, its parameters, and why it failed (None: it did not)."""
+
+    title: str
+    details: dict[str, str]
+    failure: str | None = None
 
 
-def describe_frame(frame: Any) -> str:
-    """A frame in M-Bus words: 'REQ_UD2 A=5 FCB=1', 'SND_UD A=253 CI=52', 'E5'."""
-    if isinstance(frame, frames.SingleChar):
-        return "E5"
-    c = frame.c
-    base = c & ~FCB if c & PRM else c & 0x4F
-    name = _FUNCTION_NAMES.get(base, f"C={c:02X}")
-    text = f"{name} A={frame.a}"
-    if c & PRM and c & FCV:
-        text += f" FCB={int(bool(c & FCB))}"
-    ci = getattr(frame, "ci", None)
-    if ci is not None:
-        text += f" CI={ci:02X}"
-    data = getattr(frame, "data", b"")
-    if data:
-        text += f" ({len(data)} data bytes)"
-    return text
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
 
 
 def describe_exchange(exchange: Any) -> tuple[str, dict[str, str]]:
     """(step title, details as name -> text) of a master ``Exchange``."""
+    step = describe_step(exchange)
+    return step.title, step.details
+
+
+def describe_step(item: Any) -> StepText:
+    """The report step of what the master brought: an ``Exchange`` (failed when it did not
+    bring what its request asked for, ``Exchange.failed``) or a ``LateAnswer``."""
+    if not hasattr(item, "outcome"):
+        return _late_step(item)
+    exchange = item
     raw = bytes(exchange.request.data)
-    try:
-        request = describe_frame(frames.decode(raw))
-    except MBusRigError:
-        request = f"raw {len(raw)} bytes"
+    request = describe_bytes(raw)
     outcome = getattr(exchange.outcome, "name", str(exchange.outcome))
     answer = outcome
     if exchange.frame is not None:
@@ -296,7 +293,7 @@ def describe_exchange(exchange: Any) -> tuple[str, dict[str, str]]:
         answer = f"{outcome} ({exchange.error})"
     title = f"{request} @ {exchange.baud} Bd -> {answer}"
     if exchange.response_delay is not None:
-        title += f", {exchange.response_delay * 1000:.1f} ms"
+        title += f", {_ms(exchange.response_delay)}"
     if exchange.attempts > 1:
         title += f", {exchange.attempts} attempts"
     details = {
@@ -309,4 +306,24 @@ def describe_exchange(exchange: Any) -> tuple[str, dict[str, str]]:
     }
     if exchange.error is not None:
         details["error"] = str(exchange.error)
-    return title, details
+    late = tuple(getattr(exchange, "late_answers", ()))
+    for n, earlier in enumerate(late, 1):
+        details[f"late answer {n}" if len(late) > 1 else "late answer"] = earlier.describe()
+    if late:
+        title += f"; before it, a late answer ({_ms(late[0].after_window)} after its window)"
+    failure = None
+    if getattr(exchange, "failed", False):
+        failure = (f"{request}: expected {exchange.expect}, got {answer}"
+                   + (f" after {_ms(exchange.response_delay)}"
+                      if exchange.response_delay is not None else "")
+                   + f" ({exchange.attempts} attempt{'s' * (exchange.attempts != 1)})")
+    return StepText(title, details, failure)
+
+
+def _late_step(late: Any) -> StepText:
+    """A late answer the master listened for after an exchange that got none."""
+    text = late.describe("the")
+    return StepText(text[0].upper() + text[1:], {
+        "answer": late.raw.hex(" ").upper(),
+        "delay after the request": f"{late.delay * 1000:.3f} ms",
+        "after the answer window": f"{late.after_window * 1000:.3f} ms"})

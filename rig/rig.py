@@ -29,7 +29,7 @@ from protocol.errors import ConfigError, HardwareError, MBusRigError
 from protocol.identity import SecondaryAddress
 
 from .config import SIM_URL_SCHEME, DutConfig, RigConfig
-from .dut import Dut, DutProgram, EmulatedControl, expand_command
+from .dut import Dut, DutProgram, EmulatedControl, ProgramDeath, expand_command
 from .safety import RigLock, SafeStateGuard, lock_path_for
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,8 @@ class Rig:
         self._extra_slaves: list[Dut] = []
         self.exchange_listeners: list[Callable[[Any], None]] = []
         """Called with every ``Exchange`` the master completes (the report's steps)."""
+        self.late_answer_listeners: list[Callable[[Any], None]] = []
+        """Called with every ``LateAnswer`` ``master.late_answer`` hears (a report step)."""
         self.checked: list[str] = []
         """What opening the rig checked, one line each (``mbus-rig rig check`` prints it)."""
         self._levels: Any = None  # the simulated bus's LevelRecorder (None on hardware)
@@ -329,18 +331,24 @@ class Rig:
         trace = None if self.bus is not None else self.trace  # the sim bus taps the wire
         self.master = Master(self.port, self.clock, retries=cfg.retries, trace=trace,
                              read_latency=cfg.read_latency)
-        self.master.run = self._observed(self.master.run)
+        self.master.run = self._observed(self.master.run, self.exchange_listeners)
+        self.master.late_answer = self._observed(self.master.late_answer,
+                                                 self.late_answer_listeners)
 
-    def _observed(self, run: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``Master.run`` (every request goes through it) telling the exchange listeners."""
+    @staticmethod
+    def _observed(method: Callable[..., Any],
+                  listeners: list[Callable[[Any], None]]) -> Callable[..., Any]:
+        """``Master.run`` (every request goes through it) or ``Master.late_answer`` telling
+        ``listeners`` what it brought (an Exchange; a LateAnswer, when one came)."""
 
-        def observed_run(request: Any) -> Any:
-            exchange = run(request)
-            for listener in list(self.exchange_listeners):
-                listener(exchange)
-            return exchange
+        def observed(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if result is not None:
+                for listener in list(listeners):
+                    listener(result)
+            return result
 
-        return observed_run
+        return observed
 
     def reset_bus_settings(self) -> None:
         """The simulated bus's fault settings as the rig file has them."""
@@ -515,6 +523,32 @@ class Rig:
                 return ", ".join(f"{k}={v}" for k, v in ident.items())
             return str(ident)
         return d.describe()
+
+    def restart_dead_programs(self) -> list[tuple[ProgramDeath, str]]:
+        """Every DUT program that has exited since it was last started, started again: the
+        pty flushed and back at its first rate, the master back at the rig's rate (a program
+        starts at its own), FCBs reset. Returns (death, what was done) for each: "restarted
+        (pid N)" or "could not be restarted: why"."""
+        done: list[tuple[ProgramDeath, str]] = []
+        for dut in self.duts:
+            program = dut.program
+            death = None if program is None else program.death()
+            if program is None or death is None:
+                continue
+            bridge = dut.extra.get("bridge")
+            try:
+                if bridge is not None:
+                    bridge.reset()
+                program.restart()
+                self._wait_ready(program, dut.control)
+                if self.master is not None:
+                    self.master.set_baud(self.config.master.baud)
+                    self.master.link.reset_fcb()
+                    self._baud = self.config.master.baud
+                done.append((death, f"restarted it (pid {program.pid})"))
+            except MBusRigError as exc:
+                done.append((death, f"could not restart it: {exc}"))
+        return done
 
     def dut_output(self) -> str:
         """What the outside DUT programs wrote (for the report)."""

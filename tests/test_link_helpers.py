@@ -200,8 +200,10 @@ class MemoryBus:
         for (start, baud), datas in by_start.items():
             ct = char_time(baud)
             for i, (value, parity) in enumerate(and_merge(datas)):
-                chars.append((start + i * ct, start + i * ct + STOP_SAMPLE_BITS / baud, value,
-                              parity, baud != self._baud))
+                # the master's UART takes its stop-bit sample 10.5 of ITS bit times after the
+                # start edge, whatever rate the sender used
+                chars.append((start + i * ct, start + i * ct + STOP_SAMPLE_BITS / self._baud,
+                              value, parity, baud != self._baud))
         out: list[RxChar] = []
         for begin, stop, value, parity, framing in chars:
             overlapping = [c for c in chars if c[0] < stop and begin < c[1]

@@ -34,3 +34,4 @@ def test_defect_is_caught_by_exactly_the_intended_scenarios(defect):
         + "".join(f"expected to pass despite the defect, no pass matched: {p}\n"
                   for p in not_passed))
     assert run.having("passed"), run.summary()
+    assert run.python_reprs() == {}, f"{defect}: failure texts with Python reprs"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,20 @@ WORKERS = int(os.environ.get("MBUS_SUITE_WORKERS", "2"))
 CPU-bound simulation; 0 runs it in one process)."""
 
 
+PYTHON_REPR = re.compile(
+    r"<[^<>\n]* at 0x[0-9a-fA-F]+>"      # <function outcome at 0x7f...>, <X object at 0x...>
+    r"|(?<![\w'\"])b'|(?<![\w'\"])b\""   # bytes literals: b'h##h(...'
+    r"|\b[A-Z]\w*\(\w+="                  # dataclass reprs: RxChar(value=..., Exchange(request=
+    r"|[\[{(]['\"]"                      # reprs of str containers: ['1234...'], {'a': ...}
+)
+"""What a failure text a user reads must not contain: Python's reprs (issue 10)."""
+
+
+def python_reprs(text: str) -> list[str]:
+    """The Python reprs in ``text``, each with a little context."""
+    return [text[max(0, m.start() - 30):m.end() + 30] for m in PYTHON_REPR.finditer(text)]
+
+
 @dataclass
 class SuiteRun:
     """The outcome of every case of one suite run."""
@@ -49,6 +64,12 @@ class SuiteRun:
     def failed(self) -> list[str]:
         """Failed and erroring cases (an error in a fixture fails the scenario too)."""
         return sorted(t for t, o in self.outcomes.items() if o in ("failed", "error"))
+
+    def python_reprs(self) -> dict[str, list[str]]:
+        """Failure texts that show Python reprs: test id -> the reprs found."""
+        found = {t: python_reprs(m) for t, m in self.messages.items()
+                 if self.outcomes.get(t) in ("failed", "error")}
+        return {t: hits for t, hits in found.items() if hits}
 
     def counts(self) -> Counter[str]:
         return Counter(self.outcomes.values())

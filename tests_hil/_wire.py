@@ -107,8 +107,9 @@ def _hex(data: bytes | WireBytes | None) -> str:
     return raw.hex(" ").upper() or "(nothing)"
 
 
-def describe(ex: Any) -> str:
-    """One line: what was sent, what came back, and when."""
+def describe(ex: Any, late: Any = None) -> str:
+    """One line: what was sent, what came back, and when; late answers to the request before
+    it (heard meanwhile) and ``late``, a late answer to this one (``Master.late_answer``)."""
     chars = getattr(ex, "chars", None)
     got = _hex(bytes(ch.value for ch in chars)) if chars else "(nothing)"
     flagged = sum(1 for ch in chars or () if not ch.ok)
@@ -118,7 +119,12 @@ def describe(ex: Any) -> str:
     when = f" after {delay * 1000:.1f} ms" if isinstance(delay, float) else ""
     error = getattr(ex, "error", None)
     why = f" ({error})" if error else ""
-    return f"sent {_hex(getattr(ex, 'request', None))}, got {got}{when}: {outcome(ex)}{why}"
+    text = f"sent {_hex(getattr(ex, 'request', None))}, got {got}{when}: {outcome(ex)}{why}"
+    for earlier in getattr(ex, "late_answers", ()):
+        text += f"; before it, a {earlier.describe()}"
+    if late is not None:
+        text += f"; then a {late.describe('the')}"
+    return text
 
 
 def ask(master: Any, request: bytes | WireBytes, expect: str = "any") -> Any:
@@ -126,27 +132,35 @@ def ask(master: Any, request: bytes | WireBytes, expect: str = "any") -> Any:
     return master.exchange(request, expect=expect)
 
 
+def _failed(master: Any, ex: Any, what: str, expected: str) -> str:
+    """The failure text of an exchange that did not bring what was expected: after no
+    answer, the master listens on for one that comes too late, and names its delay."""
+    late = master.late_answer(ex) if outcome(ex) == "none" else None
+    return f"{what}: expected {expected}, but {describe(ex, late)}"
+
+
 def expect_silence(master: Any, request: bytes | WireBytes, what: str) -> Any:
     """Send ``request``; nothing at all may come back within the response window."""
-    ex = ask(master, request)
+    ex = ask(master, request, "none")
     assert outcome(ex) == "none", f"{what}: expected no answer, but {describe(ex)}"
     return ex
 
 
 def expect_ack(master: Any, request: bytes | WireBytes, what: str) -> Any:
     """Send ``request``; the answer must be the single character E5."""
-    ex = ask(master, request)
-    assert outcome(ex) == "ack", f"{what}: expected E5, but {describe(ex)}"
+    ex = ask(master, request, "ack")
+    assert outcome(ex) == "ack", _failed(master, ex, what, "E5")
     return ex
 
 
 def expect_answer(master: Any, request: bytes | WireBytes, what: str,
                   *, address: int | None = None) -> LongFrame:
     """Send ``request``; the answer must be a valid RSP_UD (from ``address`` if given)."""
-    ex = ask(master, request)
-    assert outcome(ex) == "frame", f"{what}: expected an RSP_UD, but {describe(ex)}"
+    ex = ask(master, request, "frame")
+    assert outcome(ex) == "frame", _failed(master, ex, what, "an RSP_UD")
     frame = ex.frame
-    assert isinstance(frame, LongFrame | ControlFrame), f"{what}: not a long frame: {frame}"
+    assert isinstance(frame, LongFrame | ControlFrame), (
+        f"{what}: not a long frame: {describe(ex)}")
     assert CField(frame.c).is_rsp_ud(), f"{what}: C field {frame.c:02X} is not RSP_UD"
     if address is not None:
         assert frame.a == address, f"{what}: answer from address {frame.a}, expected {address}"

@@ -327,6 +327,6 @@ def test_secondary_search_finds_every_slave(master, dut, rig):
     result = master.search_secondary()
     found = set(result.found)
     expected = set(w.bus_secondaries(rig)) | {w.dut_secondary(master, dut)}
-    assert expected <= found, f"the search missed {sorted(map(str, expected - found))}"
+    assert expected <= found, f"the search missed {', '.join(sorted(map(str, expected - found)))}"
     assert found <= expected, f"the search reports slaves not on the bus: " \
-                              f"{sorted(map(str, found - expected))}"
+                              f"{', '.join(sorted(map(str, found - expected)))}"

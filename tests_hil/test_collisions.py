@@ -71,7 +71,7 @@ def test_wildcard_selecting_two_slaves(master, dut, rig, sim_population):
     finally:
         w.deselect_all(master, rig)
     found = set(master.search_secondary().found)
-    assert {sec, twin} <= found, f"the search missed {sorted(map(str, {sec, twin} - found))}"
+    assert {sec, twin} <= found, f"the search missed {', '.join(sorted(map(str, {sec, twin} - found)))}"
 
 
 @scenario(AREA, "link.answers", needs=("collision_injector",), severity="critical",
@@ -146,6 +146,6 @@ def test_search_adversarial_population(master, dut, rig, sim_population, measure
     expected = set(others) | {sec} | set(w.bus_secondaries(rig))
     measure(f"search_probes_{slaves}", result.probes, "probes")
     assert expected <= found, f"the search missed {len(expected - found)}: " \
-                              f"{sorted(map(str, expected - found))[:10]}"
+                              f"{', '.join(sorted(map(str, expected - found))[:10])}"
     assert found <= expected, f"the search reports slaves not on the bus: " \
-                              f"{sorted(map(str, found - expected))[:10]}"
+                              f"{', '.join(sorted(map(str, found - expected))[:10])}"

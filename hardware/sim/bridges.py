@@ -205,6 +205,7 @@ class _PtyBridge(_Bridge):
         self._baud_seen = endpoint.baud
         self._clock = WallClock()
         self._watch_baud_until = 0.0
+        self.initial_baud = endpoint.baud
         self.link: Path | None = None
         if link is not None:
             self._make_link(Path(link))
@@ -245,6 +246,20 @@ class _PtyBridge(_Bridge):
 
             self.runner.call(change)
         return self.endpoint.baud
+
+    def reset(self) -> None:
+        """For an outside program started again on this pty: what is queued in it either way
+        is dropped, and the pty and the endpoint are back at the rate they began with."""
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcflush(self._slave_fd, termios.TCIOFLUSH)
+        set_pty_baud(self._slave_fd, self.initial_baud)
+        self._baud_seen = baud = self.initial_baud
+        self._watch_baud_until = 0.0
+
+        def change() -> None:
+            self.endpoint.baud = baud
+
+        self.runner.call(change)
 
     def _read_loop(self) -> None:
         fd = self._master_fd

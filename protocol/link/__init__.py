@@ -10,6 +10,7 @@ from .master import (
     Attempt,
     Collision,
     Garbled,
+    LateAnswer,
     MasterEvent,
     MasterLink,
     NoAnswer,
@@ -42,7 +43,8 @@ from .slave import (
 )
 
 __all__ = [
-    "Ack", "Answer", "Attempt", "Collision", "FoundSlave", "Garbled", "MasterEvent", "MasterLink", "NoAnswer",
+    "Ack", "Answer", "Attempt", "Collision", "FoundSlave", "Garbled", "LateAnswer",
+    "MasterEvent", "MasterLink", "NoAnswer",
     "Outcome", "Probe", "ReadProbe", "Request", "Retrying", "SearchResult", "SecondarySearch",
     "SelectProbe", "Send", "WrongAddress", "answer_address", "raw_request", "req_ud1", "req_ud2", "snd_nke", "snd_ud",
     "ALL", "CI56_DESELECT", "CI56_MODES", "CI56_SELECT", "DEFECTS", "MeterApplication", "RspUd",

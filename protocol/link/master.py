@@ -26,6 +26,13 @@ Classification of one attempt:
 | COLLISION | a valid frame plus anything else (a second E5 offset in time, an E5 followed by more bytes, a frame followed by garbage) |
 | WRONG_ADDRESS | exactly one valid frame with an A field, but a request to primary address 0-250 got an A field naming another address (not that slave's answer; requests to 253/254 are answered with the slave's own primary address, so any A is right there) |
 
+Late answers: characters that arrive while no attempt listens (between exchanges, while the
+driver waits to send) or that started before the current request had ended cannot answer the
+current request. They are kept apart as a :class:`LateAnswer` to the attempt before
+(``Attempt.late`` of the next attempt, or ``take_late()``), with their delay after that
+request's window: never counted as an answer with a negative delay. The driver reads them
+while it waits for the idle line before sending, so it never talks over them.
+
 FCB (per address): the first FCV frame after SND_NKE (and the first ever) carries FCB=1; the
 FCB toggles after each REQ_UD2 / REQ_UD1 that got its answer; retries reuse it. SND_UD is
 sent with FCB=0 as libmbus does (see protocol.link.slave on why slaves keep FCB repetition to
@@ -49,6 +56,7 @@ from ..fields import (
 )
 from ..framer import Framer, FrameReceived, FrameRejected
 from ..frames import ControlFrame, Frame, LongFrame, ShortFrame, SingleChar, encode
+from ..names import describe_bytes
 from ..timing import (
     BITS_PER_CHAR,
     char_time,
@@ -149,6 +157,52 @@ def check_retries(retries: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class LateAnswer:
+    """Characters that came after an attempt stopped listening: a late answer to
+    ``request`` (None: nothing had been sent yet), sent at ``request_end``, whose answer
+    window closed at ``window_end``."""
+
+    request: WireBytes | None
+    request_end: float
+    window_end: float
+    chars: tuple[RxChar, ...]
+    baud: int
+
+    @property
+    def start(self) -> float:
+        """Start bit of the first character (its time is its stop-bit sample)."""
+        return self.chars[0].time - STOP_SAMPLE_BITS / self.baud
+
+    @property
+    def delay(self) -> float:
+        """From the end of ``request`` to the start of the late answer."""
+        return self.start - self.request_end
+
+    @property
+    def after_window(self) -> float:
+        """How long after the close of ``request``'s answer window the answer started."""
+        return self.start - self.window_end
+
+    @property
+    def raw(self) -> bytes:
+        return bytes(ch.value for ch in self.chars)
+
+    def describe(self, which: str = "the previous") -> str:
+        """'late answer to the previous REQ_UD2 A=5 FCB=1, 22.9 ms after its window (210.4 ms
+        after the request): E5' (``which``: how to name the request, "the previous" or "the")."""
+        got = self.raw.hex(" ").upper()
+        if self.request is None:
+            return f"{len(self.chars)} characters before any request: {got}"
+        what = describe_bytes(self.request.data)
+        if self.after_window >= 0:
+            when = f"{self.after_window * 1000:.1f} ms after its window"
+        else:
+            when = "after the master had stopped listening"
+        return (f"late answer to {which} {what}, {when} ({self.delay * 1000:.1f} ms after "
+                f"the request): {got}")
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One send-and-listen: what was sent, when, and everything that came back."""
 
@@ -161,6 +215,8 @@ class Attempt:
     error: FrameError | None  # the first check that failed, if any
     first_char_time: float | None  # end of the first received character
     baud: int
+    late: LateAnswer | None = None
+    """A late answer to the attempt before, heard before this attempt's answer could start."""
 
     @property
     def response_delay(self) -> float | None:
@@ -271,6 +327,9 @@ class MasterLink:
         self._request_end: float | None = None
         self._chars: list[RxChar] = []
         self._events: list[FrameReceived | FrameRejected] = []
+        self._late: list[RxChar] = []
+        self._previous: tuple[WireBytes, float, float] | None = None
+        """The last attempt that listened: (request, request end, answer window end)."""
         self.baud = check_baud(baud)
         self._framer = self._new_framer()
 
@@ -352,8 +411,9 @@ class MasterLink:
         # an answer may start as late as the window's end: its first character is only
         # received (stop-bit sample) most of a character time later
         close = self._request_end + window + char_time(self.baud) + self.read_latency
-        if self._chars:
-            close = max(close, self._chars[-1].time + self.gap_limit + char_time(self.baud))
+        heard = [chars[-1].time for chars in (self._chars, self._late) if chars]
+        if heard:  # an answer, or a late one still going on, keeps the master listening
+            close = max(close, max(heard) + self.gap_limit + char_time(self.baud))
         # a babbling bus must not keep the master listening: the longest frame with gaps
         hard = (self._request_end + window + frame_time(MAX_FRAME_BYTES, self.baud)
                 + 4 * self.gap_limit + self.read_latency)
@@ -362,11 +422,40 @@ class MasterLink:
     def receive(self, ch: RxChar) -> list[MasterEvent]:
         """A received character (the port has dropped the master's own echo)."""
         self._last_activity = max(self._last_activity, ch.time)
-        if self._request is None or self._request_end is None:
-            return []  # nobody asked: stray traffic between exchanges
+        if self._request_end is None or self._is_late(ch, self._request_end):
+            self._late.append(ch)
+            return []
         self._chars.append(ch)
         self._events += self._framer.feed(ch)
         return []
+
+    def _is_late(self, ch: RxChar, request_end: float) -> bool:
+        """``ch`` cannot answer the request that ended at ``request_end``: it started before
+        that, or it continues a late answer with less idle line before it than the shortest
+        response delay (11 bit times) and nothing of an answer has come yet."""
+        if ch.time - STOP_SAMPLE_BITS / self.baud < request_end:
+            return True
+        return (not self._chars and bool(self._late) and ch.time - self._late[-1].time
+                - char_time(self.baud) < response_window(self.baud)[0])
+
+    def send_time(self, send: Send, now: float) -> float:
+        """When ``send`` may go out at the earliest, given everything heard until ``now``
+        (late answers push it back: the master does not talk over them), bounded by the
+        longest frame so that a babbling bus cannot hold the master off."""
+        bound = send.not_before + frame_time(MAX_FRAME_BYTES, self.baud) + self.gap_limit
+        return min(self._earliest(max(now, send.not_before)), bound)
+
+    def take_late(self) -> LateAnswer | None:
+        """The characters heard since the last attempt stopped listening, as a late answer
+        to it (and forgotten here); None if there were none."""
+        if not self._late:
+            return None
+        chars, self._late = tuple(self._late), []
+        if self._previous is None:
+            start = chars[0].time - STOP_SAMPLE_BITS / self.baud
+            return LateAnswer(None, start, start, chars, self.baud)
+        request, end, window_end = self._previous
+        return LateAnswer(request, end, window_end, chars, self.baud)
 
     def poll(self, now: float) -> list[MasterEvent]:
         """Let time pass; ends the attempt once ``next_deadline`` is reached."""
@@ -374,7 +463,10 @@ class MasterLink:
         if deadline is None or now < deadline:
             return []
         self._events += self._framer.flush()
-        attempt = self._classify()
+        late = self.take_late()
+        attempt = self._classify(late)
+        assert self._request_end is not None
+        self._previous = (self._wire, self._request_end, self._request_end + self.answer_window)
         request = self._request
         assert request is not None
         retries = self.retries if request.retries is None else request.retries
@@ -433,7 +525,7 @@ class MasterLink:
                      else ControlFrame(c, a, request.ci))
         return WireBytes(encode(frame))
 
-    def _classify(self) -> Attempt:
+    def _classify(self, late: LateAnswer | None) -> Attempt:
         frames = [e for e in self._events if isinstance(e, FrameReceived)]
         rejected = [e for e in self._events if isinstance(e, FrameRejected)]
         if not self._chars:
@@ -455,7 +547,8 @@ class MasterLink:
             chars=tuple(self._chars), outcome=outcome,
             frame=frames[0].frame if frames else None,
             error=self._explained(rejected[0].error) if rejected else None,
-            first_char_time=self._chars[0].time if self._chars else None, baud=self.baud)
+            first_char_time=self._chars[0].time if self._chars else None, baud=self.baud,
+            late=late)
 
     def _explained(self, error: FrameError) -> FrameError:
         """A gap inside an answer says how to tell the master that its port delivers

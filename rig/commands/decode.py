@@ -23,8 +23,8 @@ from protocol import frames
 from protocol.app import decode_telegram, telegram_json
 from protocol.errors import MBusRigError
 from protocol.frames import ControlFrame, LongFrame
+from protocol.names import describe_frame
 from rig.cli import HelpWithExamples, examples
-from rig.report import describe_frame
 from rig.tools.output import print_line
 from rig.tools.telegram_table import print_telegram
 
