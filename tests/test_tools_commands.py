@@ -104,7 +104,8 @@ def test_timeout_widens_the_response_window(capsys: pytest.CaptureFixture[str],
                                             hooks: SimHooks) -> None:
     hooks.setup = lambda s: s.meters[0].core.arm("late", 5, delay=0.300)
     code, _, err = run(capsys, "ping", "-d", "sim", "-a", "1", "-r", "0")
-    assert code == 1 and "nothing answered at address 1" in err
+    assert code == 1 and "no answer inside the response window at address 1" in err
+    assert "112.5 ms after its window (300.0 ms after the request)" in err
     code, out, err = run(capsys, "ping", "-d", "sim", "-a", "1", "-r", "0", "--timeout", "0.5",
                          "--json")
     assert code == 0, err
@@ -307,6 +308,23 @@ def test_one_corrupted_answer_is_retried_with_the_same_fcb(
     assert code == 0, err
     assert json.loads(out)["frame"]["a"] == 1
     assert "M>S" in err and "S>M" in err  # the trace, with the retry
+
+
+def test_a_late_slave_is_named_late_not_silent(capsys: pytest.CaptureFixture[str],
+                                              hooks: SimHooks) -> None:
+    """Every answer starts 30 ms after the response window: the tool says the slave answers
+    too late, with the delay, not "nothing answered"."""
+    from protocol.timing import response_window
+
+    late = response_window(2400)[1] + 0.030
+    hooks.setup = lambda s: s.meters[0].core.arm("late", 10, delay=late)
+    code, out, err = run(capsys, "ping", "-d", "sim", "-a", "1", "-r", "0")
+    assert code == 1 and out == ""
+    assert err.strip() == (
+        "mbus-rig ping: no answer inside the response window at address 1 (2400 baud, 1 "
+        "attempt), but a late one: late answer to the SND_NKE A=1, 30.0 ms after its window "
+        "(217.5 ms after the request): E5; the slave answers too late (--timeout S listens "
+        "longer)")
 
 
 def test_read_at_a_shared_address_shows_the_garbled_answers(capsys: pytest.CaptureFixture[str],

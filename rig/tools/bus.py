@@ -28,9 +28,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hardware.clock import Clock, WallClock
-from protocol.errors import ConfigError, FrameError, LinkError
+from protocol.errors import ConfigError, FrameError, LinkError, NoAnswerError
 from protocol.fields import ADDRESS_SELECTED, PRIMARY_MAX
 from protocol.identity import SecondaryAddress, manufacturer_letters, medium_name
+from rig.master import exchange_of
 
 from .errors import link_error
 
@@ -110,8 +111,11 @@ class BusSession:
         try:
             return request(self.master)
         except (LinkError, FrameError) as exc:
+            exchange = exchange_of(exc)
+            late = (self.master.late_answer(exchange)
+                    if isinstance(exc, NoAnswerError) and exchange is not None else None)
             raise link_error(exc, target=target, baud=self.baud,
-                             attempts=self.retries + 1) from exc
+                             attempts=self.retries + 1, late=late) from exc
 
     def answers(self, address: int) -> bool:
         """Does anything answer SND_NKE at ``address`` (an E5, or a garbled reply)?"""

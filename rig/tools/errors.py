@@ -17,6 +17,7 @@ from protocol.errors import (
     UnexpectedAnswerError,
     WrongAddressError,
 )
+from protocol.link.master import LateAnswer
 from rig.master import exchange_of
 
 
@@ -25,11 +26,13 @@ def hex_bytes(data: bytes | None) -> str:
 
 
 def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
-               attempts: int | None = None, raw: bytes | None = None) -> MBusRigError:
+               attempts: int | None = None, raw: bytes | None = None,
+               late: LateAnswer | None = None) -> MBusRigError:
     """A failed exchange with ``target`` ("address 5", "secondary 12345678...") as one line.
 
     Bytes, attempts and the failed check come from the ``Exchange`` the master attached to
-    the error (``rig.master.exchange_of``), never from its message text.
+    the error (``rig.master.exchange_of``), never from its message text. ``late``: a late
+    answer to the last attempt, heard after it (``Master.late_answer``).
     """
     exchange = exchange_of(exc)
     if exchange is not None:
@@ -38,6 +41,13 @@ def link_error(exc: LinkError | FrameError, *, target: str, baud: int,
     got = raw if raw is not None else (exchange.raw if exchange is not None else None)
     if isinstance(exc, NoAnswerError):
         detail = f"; last reply: {hex_bytes(got)}" if got else ""
+        lates = [*(exchange.late_answers if exchange is not None else ()),
+                 *([late] if late is not None else [])]
+        if lates:
+            return NoAnswerError(
+                f"no answer inside the response window at {target} ({baud} baud{tries}), but "
+                f"a late one: {lates[-1].describe('the')}; the slave answers too late "
+                f"(--timeout S listens longer)")
         return NoAnswerError(
             f"nothing answered at {target} ({baud} baud{tries}){detail}; check the address, "
             f"the baud rate and the wiring")
