@@ -253,7 +253,10 @@ class Master:
                     if ch is not None:
                         self._trace_rx(ch)
                         self.link.receive(ch)
-                        continue
+                        deadline = self.link.next_deadline
+                        assert deadline is not None
+                        if self.clock.now() < deadline:
+                            continue  # (a babbling bus ends the attempt at its bound)
                     for event in self.link.poll(max(self.clock.now(), deadline)):
                         if isinstance(event, Retrying):
                             next_send = event.send
@@ -272,6 +275,8 @@ class Master:
         while (ch := self.port.read_char(self.link.send_time(send, self.clock.now()))):
             self._trace_rx(ch)
             self.link.receive(ch)
+            if self.clock.now() >= self.link.send_bound(send):
+                break  # a babbling bus does not hold the master off for ever
         if isinstance(send.data, GappedWire):
             first, second = send.data.parts
             self._trace_tx(first, self.port.write(first))
@@ -303,6 +308,8 @@ class Master:
         while (ch := self.port.read_char(deadline)) is not None:
             self._trace_rx(ch)
             link.receive(ch)
+            if self.clock.now() >= hard:
+                break
             deadline = min(hard, max(deadline, ch.time + link.gap_limit + ct))
         return link.take_late()
 

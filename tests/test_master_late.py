@@ -134,3 +134,47 @@ def test_the_trace_keeps_the_late_answer_once() -> None:
     master.clock.sleep(PAUSE)
     master.exchange(bytes.fromhex("10 40 01 41 16"), "ack")
     assert [e.value for e in trace.entries if e.direction == "S>M"] == [0xE5, 0xE5]
+
+
+class BabblingPort:
+    """A bus that never falls silent: a character every character time, and one is always
+    waiting to be read (a stuck slave, a noise source)."""
+
+    def __init__(self) -> None:
+        from test_link_helpers import FakeClock
+
+        self.clock = FakeClock(0.0)
+        self.baud = RATE
+        self.writes = 0
+
+    def set_baud(self, baud: int) -> None:
+        self.baud = baud
+
+    def write(self, data: object) -> float:
+        self.writes += 1
+        return self.clock.now() + 5 * char_time(RATE)
+
+    def read_char(self, deadline: float) -> RxChar:
+        self.clock.advance_to(min(deadline, self.clock.now() + char_time(RATE)))
+        return RxChar(0x55, self.clock.now())
+
+    def reset_input(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_babbling_bus_does_not_hold_the_master_for_ever() -> None:
+    from rig.master import MAX_FRAME_BYTES, Master
+    from protocol.timing import frame_time
+
+    port = BabblingPort()
+    master = Master(port, port.clock, retries=1)  # type: ignore[arg-type]
+    ex = master.exchange(bytes.fromhex("10 40 01 41 16"), "ack", retries=1)
+    # the babble began before each request ended and never paused: no answer to it
+    assert ex.outcome is Outcome.NONE and port.writes == 2 and ex.late_answers
+    late = master.late_answer(ex)
+    assert late is not None and late.raw[:3] == b"UUU"
+    longest = frame_time(MAX_FRAME_BYTES, RATE)
+    assert port.clock.now() < 6 * (response_window(RATE)[1] + longest)  # every wait bounded

@@ -442,8 +442,12 @@ class MasterLink:
         """When ``send`` may go out at the earliest, given everything heard until ``now``
         (late answers push it back: the master does not talk over them), bounded by the
         longest frame so that a babbling bus cannot hold the master off."""
-        bound = send.not_before + frame_time(MAX_FRAME_BYTES, self.baud) + self.gap_limit
-        return min(self._earliest(max(now, send.not_before)), bound)
+        return min(self._earliest(max(now, send.not_before)), self.send_bound(send))
+
+    def send_bound(self, send: Send) -> float:
+        """The latest ``send`` waits for the line to go idle: the longest frame after its
+        ``not_before``."""
+        return send.not_before + frame_time(MAX_FRAME_BYTES, self.baud) + self.gap_limit
 
     def take_late(self) -> LateAnswer | None:
         """The characters heard since the last attempt stopped listening, as a late answer
