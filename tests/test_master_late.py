@@ -166,8 +166,8 @@ class BabblingPort:
 
 
 def test_a_babbling_bus_does_not_hold_the_master_for_ever() -> None:
-    from rig.master import MAX_FRAME_BYTES, Master
     from protocol.timing import frame_time
+    from rig.master import MAX_FRAME_BYTES, Master
 
     port = BabblingPort()
     master = Master(port, port.clock, retries=1)  # type: ignore[arg-type]
