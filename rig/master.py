@@ -236,10 +236,9 @@ class Master:
 
     # --- the core loop ----------------------------------------------------------------------------
 
-    def run(self, request: Request, *, probe: bool = False) -> Exchange:
+    def run(self, request: Request) -> Exchange:
         """Send ``request`` with the link's retries; return the last attempt (never raises on
-        the outcome; port errors propagate). ``probe``: a search or scan probe
-        (``Exchange.probe``)."""
+        the outcome; port errors propagate)."""
         send = self.link.start(request, self.clock.now())
         history: list[Attempt] = []
         try:
@@ -263,7 +262,7 @@ class Master:
                         else:
                             history.append(event.attempt)
                             if event.final:
-                                return self._exchange(request, history, probe)
+                                return self._exchange(request, history)
                 send = next_send
         finally:
             if self.link.busy:
@@ -288,14 +287,14 @@ class Master:
             self._trace_tx(send.data, end)
         self.link.sent(end)
 
-    def _exchange(self, request: Request, history: list[Attempt], probe: bool) -> Exchange:
+    def _exchange(self, request: Request, history: list[Attempt]) -> Exchange:
         last = history[-1]
         return Exchange(
             request=last.request, address=request.address, baud=last.baud,
             expect=request.expect, outcome=last.outcome, frame=last.frame, error=last.error,
             chars=last.chars, request_end=last.request_end,
             first_char_time=last.first_char_time, response_delay=last.response_delay,
-            attempts=len(history), history=tuple(history), probe=probe)
+            attempts=len(history), history=tuple(history), probe=request.probe)
 
     def late_answer(self, exchange: Exchange) -> LateAnswer | None:
         """Listen on after ``exchange`` (one more answer window after its own, and then
@@ -455,7 +454,7 @@ class Master:
         for address in addresses:
             if not 0 <= address <= PRIMARY_MAX:
                 raise ValueError(f"scan address {address} is not 0..{PRIMARY_MAX}")
-            exchange = self.run(req_ud2(address), probe=True)
+            exchange = self.run(replace(req_ud2(address), probe=True))
             if exchange.outcome is Outcome.NONE:
                 continue
             hits.append(PrimaryHit(address, exchange.outcome, self.secondary_of(exchange),
@@ -475,13 +474,13 @@ class Master:
         started = self.clock.now()
         while (probe := search.next_probe()) is not None:
             if isinstance(probe, SelectProbe):
-                exchange = self.run(snd_ud(ADDRESS_SELECTED, CI.SELECTION,
-                                           probe.mask.to_bytes(), retries=select_retries),
-                                    probe=True)
+                exchange = self.run(replace(snd_ud(ADDRESS_SELECTED, CI.SELECTION,
+                                                   probe.mask.to_bytes(),
+                                                   retries=select_retries), probe=True))
                 search.report(exchange.outcome)
             else:
                 assert isinstance(probe, ReadProbe)
-                exchange = self.run(req_ud2(ADDRESS_SELECTED), probe=True)
+                exchange = self.run(replace(req_ud2(ADDRESS_SELECTED), probe=True))
                 header = self._header_of(exchange)
                 search.report(exchange.outcome, _secondary(header),
                               None if header is None else header.access_number)

@@ -112,3 +112,26 @@ def test_a_failing_exchange_is_a_failed_step(pytester: pytest.Pytester) -> None:
                               "45 16, got (nothing): none; then a late answer to the SND_NKE "
                               "A=5, 30.0 ms after its window"), message
     assert "\nassert " not in message and python_reprs(message) == []
+
+
+def test_probes_and_raw_any_exchanges_are_never_failed() -> None:
+    """A scan or search probe nobody answers, and a raw exchange that expects nothing in
+    particular, are no failures; a request whose answer did not come is."""
+    from test_master import sim_master
+
+    from protocol.link import Outcome
+
+    master, _ = sim_master("failed-steps-1", 1)
+    seen: list[Any] = []
+    run = master.run
+
+    def recording(request: Any) -> Any:
+        seen.append(run(request))
+        return seen[-1]
+
+    master.run = recording  # type: ignore[method-assign]
+    master.scan_primary(range(0, 3))
+    assert [e.outcome for e in seen] == [Outcome.NONE, Outcome.FRAME, Outcome.NONE]
+    assert all(e.probe and not e.failed for e in seen)
+    assert not master.exchange(bytes.fromhex("10 40 07 47 16")).failed  # raw, expects "any"
+    assert master.exchange(bytes.fromhex("10 40 07 47 16"), "ack").failed

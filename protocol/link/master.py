@@ -108,6 +108,7 @@ class Request:
     expect: Expect = "ack"
     fcv: bool = True
     retries: int | None = None  # None: the link's setting
+    probe: bool = False  # a search or scan probe: no answer is as good an outcome as any
 
     def __post_init__(self) -> None:
         if self.expect not in EXPECTS:
