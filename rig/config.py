@@ -16,6 +16,8 @@ Schema (see ``rig/examples/*.toml`` and README.md "Rig files")::
     [[dut]]   name kind address secondary baud features profile command url token_file defects
     [report]  standard_url = "file:///.../EN{part}.pdf#page={page}"   # your copy of the standard
     [report.pages] "EN 13757-2 link layer, timing" = 21             # clause -> page ({page})
+    [labgrid] place = "mbus-1"  tags = {dut = "..."}  coordinator = "host:port"
+              connect_timeout = 10  acquire_timeout = 3600   # a rig pair of a farm (rig/farm/)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ DutKind = Literal["emulated", "program", "black-box", "agent"]
 
 DUT_KINDS: tuple[str, ...] = ("emulated", "program", "black-box", "agent")
 BUS_KINDS: tuple[str, ...] = ("sim", "real")
-GPIO_BACKENDS: tuple[str, ...] = ("sim", "rpi", "auto")
+GPIO_BACKENDS: tuple[str, ...] = ("sim", "rpi", "auto", "remote")
 
 #: Capabilities a DUT can claim (docs/architecture.md "Capability names").
 PROTOCOL_CAPABILITIES: tuple[str, ...] = (
@@ -78,6 +80,11 @@ SIM_PARAMETERS: dict[str, str] = {
 }
 
 SIM_URL_SCHEME = f"{SIM_SCHEME}://"
+#: Master ports reached over a network: the character's parity bit cannot be set per byte
+#: there (RFC 2217 changes the remote UART's settings asynchronously; raw TCP has none).
+NETWORK_PORT_SCHEMES: tuple[str, ...] = ("rfc2217://", "socket://")
+#: Limits of the ``[labgrid]`` timeouts, seconds.
+LABGRID_TIMEOUT_MAX = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,22 @@ class LineConfig:
 class GpioConfig:
     backend: str = "sim"
     lines: tuple[LineConfig, ...] = ()
+    url: str | None = None  # backend "remote": the rig pair's line server (rig/farm/lines.py)
+    token_file: Path | None = None  # backend "remote": its bearer token
+
+
+@dataclass(frozen=True, slots=True)
+class LabgridConfig:
+    """``[labgrid]``: the rig is a place of a labgrid farm (README.md "The rig farm").
+
+    ``mbus-rig run`` reserves a place matching ``place`` (its name) and ``tags``, acquires
+    it and resolves the master port, fault lines and agent URL from its resources."""
+
+    place: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    coordinator: str | None = None  # None: $LG_COORDINATOR, else labgrid's default
+    connect_timeout: float = 10.0
+    acquire_timeout: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +193,7 @@ class RigConfig:
     gpio: GpioConfig
     duts: tuple[DutConfig, ...]
     report: ReportConfig = ReportConfig()
+    labgrid: LabgridConfig | None = None  # a farm rig file, not yet resolved (rig/farm/)
 
     @property
     def mode(self) -> Mode:
@@ -206,7 +230,7 @@ class RigConfig:
             # A pseudo-terminal carries neither the parity bit nor bus power: a DUT joined
             # through one cannot see a parity error, nor lose its supply with the bus.
             caps.discard("power_fault")
-        else:
+        elif not self.master.port.startswith(NETWORK_PORT_SCHEMES):
             caps.add("parity")
         if dut.kind in ("emulated", "agent"):
             caps.add("control")
@@ -364,15 +388,22 @@ def _names(types: tuple[type, ...]) -> str:
 def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None = None) -> RigConfig:
     """Validate a parsed rig file; relative paths (profiles, token files) resolve against
     ``base`` (the rig file's folder)."""
-    top = _Table(dict(data), source, "", ("name", "master", "bus", "gpio", "dut", "report"))
+    top = _Table(dict(data), source, "", ("name", "master", "bus", "gpio", "dut", "report",
+                                          "labgrid"))
     base = base or Path.cwd()
-    bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", ("kind", "seed", "sim")))
-    master = _master(top.get("master", dict, {}), source, bus)
-    gpio = _gpio(_Table(top.get("gpio", dict, {}), source, "gpio", ("backend", "lines")), bus)
+    labgrid = (_labgrid(_Table(top.get("labgrid", dict), source, "labgrid", (
+        "place", "tags", "coordinator", "connect_timeout", "acquire_timeout")))
+        if "labgrid" in top.data else None)
+    bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", ("kind", "seed", "sim")),
+               farm=labgrid is not None)
+    master = _master(top.get("master", dict, {}), source, bus, farm=labgrid is not None)
+    gpio = _gpio(_Table(top.get("gpio", dict, {}), source, "gpio",
+                        ("backend", "lines", "url", "token_file")), bus, base,
+                 farm=labgrid is not None)
     dut_tables = top.get("dut", list, [])
     duts: list[DutConfig] = []
     for index, raw in enumerate(dut_tables):
-        dut = _dut(raw, source, f"dut[{index}]", base, bus)
+        dut = _dut(raw, source, f"dut[{index}]", base, bus, farm=labgrid is not None)
         if any(d.name == dut.name for d in duts):
             raise ConfigError(f"{source}: dut[{index}].name: {dut.name!r} is used twice")
         duts.append(dut)
@@ -384,7 +415,7 @@ def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None 
     report = _report(_Table(top.get("report", dict, {}), source, "report",
                             ("standard_url", "pages")))
     return RigConfig(name=name, source=source, master=master, bus=bus, gpio=gpio,
-                     duts=tuple(duts), report=report)
+                     duts=tuple(duts), report=report, labgrid=labgrid)
 
 
 def _report(t: _Table) -> ReportConfig:
@@ -400,8 +431,34 @@ def _report(t: _Table) -> ReportConfig:
     return ReportConfig(url, dict(pages))
 
 
-def _bus(t: _Table) -> BusConfig:
-    kind = t.choice("kind", BUS_KINDS, "sim")
+def _labgrid(t: _Table) -> LabgridConfig:
+    """``[labgrid]``: which place (a name and/or tags), the coordinator and the timeouts."""
+    place = t.get("place", str)
+    if place is not None and not _NAME.match(place):
+        t.fail("place", f"{place!r}: a place name is letters, digits, '_', '.', '-'")
+    tags: dict[str, str] = {}
+    for key, value in t.get("tags", dict, {}).items():
+        if not _TAG_KEY.match(key):
+            t.fail(f"tags.{key}", "a tag name is a lower-case letter, then letters, digits, '_'")
+        if not isinstance(value, str) or not _TAG_VALUE.match(value):
+            t.fail(f"tags.{key}", "a tag value is a string of lower-case letters, digits, "
+                                  "'_', '.', '-'")
+        tags[key] = value
+    if place is None and not tags:
+        t.fail("place", "missing: name a place, or give tags to take any free place with them")
+    coordinator = t.get("coordinator", str)
+    if coordinator is not None and not coordinator.strip():
+        t.fail("coordinator", "is empty (HOST:PORT of labgrid-coordinator)")
+    return LabgridConfig(
+        place=place, tags=tags, coordinator=coordinator,
+        connect_timeout=t.number_range("connect_timeout", 10.0, 0.1, LABGRID_TIMEOUT_MAX),
+        acquire_timeout=t.number_range("acquire_timeout", 3600.0, 0.0, LABGRID_TIMEOUT_MAX))
+
+
+def _bus(t: _Table, *, farm: bool = False) -> BusConfig:
+    kind = t.choice("kind", BUS_KINDS, "real" if farm else "sim")
+    if farm and kind == "sim":
+        t.fail("kind", "a labgrid place is a real rig pair: use \"real\" (or leave it out)")
     seed = t.int_range("seed", 1, 0, 2**63 - 1)
     sim_raw = t.get("sim", dict, {})
     if sim_raw and kind != "sim":
@@ -418,16 +475,18 @@ def _bus(t: _Table) -> BusConfig:
     return BusConfig(kind=kind, seed=seed, sim=params)  # type: ignore[arg-type]
 
 
-def _master(raw: Any, source: str, bus: BusConfig) -> MasterConfig:
+def _master(raw: Any, source: str, bus: BusConfig, *, farm: bool = False) -> MasterConfig:
     t = _Table(raw, source, "master", ("port", "baud", "echo", "retries", "read_latency"))
-    default_port = SIM_URL_SCHEME + "sim" if bus.simulated else None
+    if farm and "port" in t.data:
+        t.fail("port", "comes from the labgrid place (its NetworkSerialPort): leave it out")
+    default_port = SIM_URL_SCHEME + "sim" if bus.simulated else ("" if farm else None)
     port = t.get("port", str, default_port, required=default_port is None)
     if bus.simulated and not port.startswith(SIM_URL_SCHEME):
         t.fail("port", f"{port!r}: a simulated bus is reached through {SIM_URL_SCHEME}NAME "
                        "(or leave port out)")
     if not bus.simulated and port.startswith(SIM_URL_SCHEME):
         t.fail("port", f"{port!r} is the simulated bus, but bus.kind = \"real\"")
-    if not port.strip():
+    if not port.strip() and not farm:
         t.fail("port", "is empty (a device such as /dev/ttyAMA0 or a pyserial URL)")
     return MasterConfig(port=port, baud=t.baud("baud", DEFAULT_BAUD),
                         echo=bool(t.get("echo", bool, False)),
@@ -436,8 +495,28 @@ def _master(raw: Any, source: str, bus: BusConfig) -> MasterConfig:
                                                     0.0, MAX_READ_LATENCY))
 
 
-def _gpio(t: _Table, bus: BusConfig) -> GpioConfig:
-    backend = t.choice("backend", GPIO_BACKENDS, "sim" if bus.simulated else "rpi")
+def _gpio(t: _Table, bus: BusConfig, base: Path | None = None, *,
+          farm: bool = False) -> GpioConfig:
+    backend = t.choice("backend", GPIO_BACKENDS,
+                       "remote" if farm else "sim" if bus.simulated else "rpi")
+    if farm and backend != "remote":
+        t.fail("backend", "a labgrid place's fault lines are its line server's: use \"remote\"")
+    if farm and t.get("lines", list, []):
+        t.fail("lines", "come from the labgrid place's line server: leave them out")
+    url = t.get("url", str)
+    token_file = t.get("token_file", str)
+    if backend == "remote":
+        if url is None and not farm:
+            t.fail("url", "missing (required for backend = \"remote\": http://HOST:PORT of "
+                          "the rig pair's line server)")
+        if url is not None and (farm or not url.startswith(("http://", "https://"))):
+            t.fail("url", "comes from the labgrid place: leave it out" if farm
+                   else f"{url!r} is not an http:// or https:// URL")
+        if token_file is None and not farm:
+            t.fail("token_file", "missing (required for backend = \"remote\": the line "
+                                 "server's token)")
+    elif url is not None or token_file is not None:
+        t.fail("url" if url is not None else "token_file", "only for backend = \"remote\"")
     lines: list[LineConfig] = []
     for index, raw in enumerate(t.get("lines", list, [])):
         lt = _Table(raw, t.source, f"gpio.lines[{index}]", ("role", "pin", "active_high", "name"))
@@ -457,13 +536,17 @@ def _gpio(t: _Table, bus: BusConfig) -> GpioConfig:
             if other.role == line.role:
                 lt.fail("role", f"{role!r} appears twice")
         lines.append(line)
-    if bus.simulated and backend == "rpi":
-        t.fail("backend", "\"rpi\" drives real relays, but bus.kind = \"sim\" (use \"sim\")")
-    return GpioConfig(backend=backend, lines=tuple(lines))
+    if bus.simulated and backend in ("rpi", "remote"):
+        t.fail("backend", f"\"{backend}\" drives real relays, but bus.kind = \"sim\" "
+                          "(use \"sim\")")
+    return GpioConfig(backend=backend, lines=tuple(lines), url=url,
+                      token_file=(base or Path.cwd()) / token_file if token_file else None)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")  # labgrid's tag keys (remote/common.py TAG_KEY)
+_TAG_VALUE = re.compile(r"^[a-z0-9_.-]+$")
 
 DUT_KEYS: tuple[str, ...] = (
     "name", "kind", "address", "secondary", "baud", "bauds", "features", "profile",
@@ -472,7 +555,8 @@ DUT_KEYS: tuple[str, ...] = (
 """Keys of a ``[[dut]]`` table (README.md "Rig files")."""
 
 
-def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutConfig:
+def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig, *,
+         farm: bool = False) -> DutConfig:
     t = _Table(raw, source, where, DUT_KEYS)
     name = t.get("name", str, required=True)
     if not _NAME.match(name):
@@ -510,9 +594,11 @@ def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) -> DutCo
     if kind == "black-box" and command:
         t.fail("command", "a black-box DUT is not started by the rig (use kind = \"program\")")
     if kind == "agent":
-        if not url:
+        if farm and url:
+            t.fail("url", "comes from the labgrid place (its MBusAgent resource): leave it out")
+        if not url and not farm:
             t.fail("url", "missing (required for kind = \"agent\": http://HOST:PORT)")
-        if not url.startswith(("http://", "https://")):
+        if url and not url.startswith(("http://", "https://")):
             t.fail("url", f"{url!r} is not an http:// or https:// URL")
         if not token_file:
             t.fail("token_file", "missing (required for kind = \"agent\")")
