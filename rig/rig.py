@@ -258,6 +258,13 @@ class Rig:
         there would make every injected fault a silent no-op."""
         if self._gpio_override is not None:
             return self._gpio_override
+        if self.config.gpio.backend == "remote":  # a farm rig pair's line server
+            from rig.agent.client import read_token_file
+            from rig.farm.lines import RemoteGpio
+
+            gpio = self.config.gpio
+            assert gpio.url is not None and gpio.token_file is not None
+            return RemoteGpio(gpio.url, read_token_file(gpio.token_file))
         from hardware.gpio.factory import open_backend
 
         cfg = self.config.gpio

@@ -39,11 +39,13 @@ def read_token_file(path: str | Path) -> str:
 class AgentClient:
     """HTTP/JSON client of ``mbus-rig agent`` at ``base_url`` (``http://HOST:PORT``)."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, token: str, timeout: float = 5.0, *,
+                 service: str = "agent", server_command: str = "mbus-rig agent") -> None:
+        self.service, self.server_command = service, server_command
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"agent URL {base_url!r} is not an http:// or https:// URL")
+            raise ConfigError(f"{service} URL {base_url!r} is not an http:// or https:// URL")
         if not token:
-            raise ConfigError("agent token is empty")
+            raise ConfigError(f"{service} token is empty")
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout
@@ -109,13 +111,17 @@ class AgentClient:
 
     # --- transport -------------------------------------------------------------------------
 
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request; the JSON object replied, or an MBusRigError naming what failed."""
+        return self._call(method, path, body)
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode("utf-8") if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self._token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        where = f"agent at {self.base_url}"
+        where = f"{self.service} at {self.base_url}"
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 payload = response.read(MAX_REPLY)
@@ -126,7 +132,7 @@ class AgentClient:
             if isinstance(reason, TimeoutError | socket.timeout):
                 raise RigTimeoutError(f"{where}: no reply within {self.timeout} s") from None
             if isinstance(reason, ConnectionRefusedError):
-                raise HardwareError(f"{where}: connection refused (is `mbus-rig agent` "
+                raise HardwareError(f"{where}: connection refused (is `{self.server_command}` "
                                     "running and listening there?)") from None
             raise HardwareError(f"{where}: cannot connect: {reason}") from None
         except TimeoutError:
@@ -146,10 +152,10 @@ class AgentClient:
             reason = json.loads(exc.read(65536)).get("error", "")
         except (ValueError, AttributeError, OSError):
             reason = ""
-        where = f"agent at {self.base_url}: {method} {path}"
+        where = f"{self.service} at {self.base_url}: {method} {path}"
         if exc.code == 401:
             return HardwareError(f"{where}: token refused (401): check the token file matches "
-                                 "the agent's")
+                                 f"the {self.service}'s")
         if exc.code == 400:
             return ConfigError(f"{where}: refused: {reason or 'bad request'}")
         return HardwareError(f"{where}: HTTP {exc.code}: {reason or exc.reason}")

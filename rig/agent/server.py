@@ -17,6 +17,8 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -24,6 +26,9 @@ from typing import Any
 from .api import OPENAPI_PATH, AgentBackend, Reply, allowed_methods, handle
 
 log = logging.getLogger("mbus-rig.agent")
+
+#: Routes one authenticated request: (method, target, body) -> Reply, never raising.
+Route = Callable[[str, str, bytes], Reply]
 
 MAX_BODY = 64 * 1024
 MAX_CONNECTIONS = 16
@@ -37,7 +42,8 @@ def openapi_document() -> bytes:
 
 
 class AgentServer(ThreadingHTTPServer):
-    """Serves one AgentBackend to clients that know the token."""
+    """Serves one AgentBackend to clients that know the token (or, given ``route``, another
+    API with the same protections: the rig pair's line server, rig/farm/lines.py)."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -53,15 +59,17 @@ class AgentServer(ThreadingHTTPServer):
         request_deadline: float = REQUEST_DEADLINE,
         max_body: int = MAX_BODY,
         max_connections: int = MAX_CONNECTIONS,
+        route: Route | None = None,
     ) -> None:
         if not token:
             raise ValueError("the agent needs a non-empty token")
         self.backend = backend
+        self.route: Route = route or partial(handle, backend)
         self.token = token.encode("utf-8")
         self.read_timeout = read_timeout
         self.request_deadline = request_deadline
         self.max_body = max_body
-        self.openapi = openapi_document()
+        self.openapi = openapi_document() if route is None else None
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, AgentHandler)
 
@@ -153,11 +161,11 @@ class AgentHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        if path == OPENAPI_PATH and self.command == "GET":
+        if path == OPENAPI_PATH and self.command == "GET" and self.server.openapi is not None:
             self._send_bytes(200, self.server.openapi, ())
             return
         try:
-            reply = handle(self.server.backend, self.command, self.path, body)
+            reply = self.server.route(self.command, self.path, body)
         except Exception:
             log.exception("internal error on %s %s", self.command, path)
             reply = Reply(500, {"error": "internal error in the agent (see its log)"})

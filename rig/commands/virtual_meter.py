@@ -39,6 +39,8 @@ class ServeOptions:
     slave_pty: bool
     slave_link: Path | None
     seed: int
+    lines: tuple[str, int] | None = None  # serve the fault lines (a virtual farm rig pair)
+    lines_token: str | None = None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,6 +80,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--slave-link", metavar="PATH",
                         help="also make PATH a symlink to the slave pseudo-terminal "
                         "(implies --slave-pty)")
+    parser.add_argument("--lines", metavar="HOST:PORT",
+                        help="also serve the bus's fault lines (power cut, disconnect, short, "
+                        "collision, noise; simulated GPIO wired as the real relays) over the "
+                        "line server's HTTP API, as a farm rig pair's master Pi does")
+    parser.add_argument("--lines-token-file", metavar="F",
+                        help="bearer token file of --lines (required with it)")
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the simulation's randomness (default: %(default)s)")
     parser.set_defaults(handler=run)
@@ -124,9 +132,25 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             raise ConfigError(f"{flag} {candidate}: exists and is not a symlink (not replacing it)")
         if candidate is not None and not candidate.parent.is_dir():
             raise ConfigError(f"{flag} {candidate}: directory {candidate.parent} does not exist")
+    lines, lines_token = _lines_options(args)
     return ServeOptions(name=profile.name, profiles=profiles, baud=profiles[0].baud, pty=pty, link=link, tcp=tcp,
                         slave_pty=bool(args.slave_pty or slave_link is not None),
-                        slave_link=slave_link, seed=args.seed)
+                        slave_link=slave_link, seed=args.seed, lines=lines,
+                        lines_token=lines_token)
+
+
+def _lines_options(args: argparse.Namespace) -> tuple[tuple[str, int] | None, str | None]:
+    """--lines HOST:PORT with its --lines-token-file (both or neither)."""
+    lines = getattr(args, "lines", None)
+    token_file = getattr(args, "lines_token_file", None)
+    if lines is None and token_file is None:
+        return None, None
+    if lines is None or token_file is None:
+        raise ConfigError("--lines and --lines-token-file go together")
+    from rig.agent.client import read_token_file
+
+    return (parse_host_port("--lines", lines, example="127.0.0.1:8766", default_host=LOOPBACK),
+            read_token_file(token_file))
 
 
 # --- serving ---------------------------------------------------------------------------------
@@ -163,8 +187,23 @@ def run(args: argparse.Namespace) -> int:
             path = server.open_slave_pty(link=options.slave_link)
             shown = f" (link {options.slave_link})" if options.slave_link else ""
             print(f"slave pty: {path}{shown}  [the outside slave's baud is read from the pty]")
+        line_server = None
+        if options.lines is not None and options.lines_token is not None:
+            from rig.farm.lines import open_line_server, sim_line_service
+
+            service = sim_line_service(server.bus, server.runner)
+            line_server = open_line_server(service, options.lines, options.lines_token,
+                                           "--lines")
+            print(f"fault lines: {line_server.url}  ({len(service.lines)} lines, "
+                  "mbus-rig line-server API)")
         print("serving; Ctrl-C or SIGTERM to stop", flush=True)
-        while not stop.wait(0.5):
-            server.check()
+        try:
+            while not stop.wait(0.5):
+                server.check()
+        finally:
+            if line_server is not None:
+                line_server.shutdown()
+                line_server.server_close()
+                service.close()
     print("stopped", file=sys.stderr)
     return 0
