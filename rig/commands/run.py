@@ -171,7 +171,7 @@ class RunPlan:
 def check_options(args: argparse.Namespace) -> RunPlan:
     """Every option against the rig file and the suite, before anything starts."""
     rig = str(args.rig) if str(args.rig) == "sim" else str(Path(args.rig).resolve())
-    config = load_config(rig)
+    config = _configured(rig, args)
     dut = config.dut(args.dut)
     bauds = parse_bauds(args.baud, config.master.baud, dut.supported_bauds)
     check_defects(config, args.dut, args.defect)
@@ -182,8 +182,12 @@ def check_options(args: argparse.Namespace) -> RunPlan:
     if report.exists() and not report.is_dir():
         raise ConfigError(f"--report {report}: is a file, not a folder (give a folder for "
                           "the reports)")
-    return RunPlan(rig, config.with_overrides(seed=args.seed, defects=frozenset(args.defect)),
-                   tuple(bauds))
+    return RunPlan(rig, config, tuple(bauds))
+
+
+def _configured(rig: str, args: argparse.Namespace) -> RigConfig:
+    """The rig's config with --seed and --defect applied."""
+    return load_config(rig).with_overrides(seed=args.seed, defects=frozenset(args.defect))
 
 
 def suite_scenarios() -> list[suite.SuiteScenario]:
@@ -225,18 +229,34 @@ def run(args: argparse.Namespace) -> int:
         return list_scenarios(args)
     if args.list_defects:
         return list_defects(plan.config, args.dut)
-    checked = check_rig(plan.config, args.dut)
-    print(f"mbus-rig run: rig check passed ({len(checked)} checks; mbus-rig rig check "
-          "lists them)")
     report: Path = args.report
+    if plan.config.labgrid is not None:
+        _report_folder(report)  # the rig file resolved for the place is written there
+    from rig.farm.hold import farm_rig  # a [labgrid] rig: its place is held around pytest
+
+    with farm_rig(plan.config, plan.rig, report, _say) as suite_rig:
+        # the rig check runs on the rig pytest gets: for a farm place, the resolved file
+        config = plan.config if suite_rig == plan.rig else _configured(suite_rig, args)
+        checked = check_rig(config, args.dut)
+        print(f"mbus-rig run: rig check passed ({len(checked)} checks; mbus-rig rig check "
+              "lists them)")
+        _report_folder(report)
+        status = _run_pytest(pytest_command(suite_rig, report, suite_options(args) + extra,
+                                            args.baud))
+    return _report(report, status, html=not args.no_html)
+
+
+def _report_folder(report: Path) -> None:
+    """``--report`` made (an earlier run's JUnit file removed); a usage error if it cannot."""
     try:
         report.mkdir(parents=True, exist_ok=True)
         (report / "junit.xml").unlink(missing_ok=True)  # never name an earlier run's file
     except OSError as exc:
         raise ConfigError(f"--report {report}: cannot write there ({exc.strerror})") from None
-    status = _run_pytest(pytest_command(plan.rig, report, suite_options(args) + extra,
-                                        args.baud))
-    return _report(report, status, html=not args.no_html)
+
+
+def _say(text: str) -> None:
+    print(f"mbus-rig run: {text}", flush=True)
 
 
 def _report(report: Path, status: int, *, html: bool) -> int:
