@@ -5,7 +5,8 @@ What a rig pair's exporter publishes (hardware/docs/exporter.yaml):
 - the master's serial port: ``RawSerialPort`` on the master Pi, which labgrid-exporter
   serves with ser2net while the place is acquired and publishes as ``NetworkSerialPort``
   (host, port, speed; RFC 2217 unless ``protocol = "raw"``); pyserial opens it as
-  ``rfc2217://HOST:PORT``. With several, the one named ``master``.
+  ``rfc2217://HOST:PORT?ign_set_control`` (as labgrid's SerialDriver does). With several,
+  the one named ``master``.
 - the fault lines: ``MBusFaultLines`` (``url`` of ``mbus-rig line-server``); the lines
   themselves (role, pin, polarity) are the server's.
 - the slave-Pi agent: ``MBusAgent`` (``url``), for ``kind = "agent"`` DUTs (the one named
@@ -28,6 +29,10 @@ from .place import ResourceInfo
 SERIAL_CLASS = "NetworkSerialPort"
 LINES_CLASS = "MBusFaultLines"
 AGENT_CLASS = "MBusAgent"
+#: The master's read latency when the farm rig file sets none: ser2net forwards characters
+#: after a short delay (its chardelay, up to 20 ms) and TCP adds its own; a gap inside an
+#: answer must not be taken for the end of the frame (protocol/link/master.py gap limit).
+FARM_READ_LATENCY = 0.05
 #: NetworkSerialPort protocol -> pyserial URL scheme.
 SERIAL_SCHEMES = {"rfc2217": "rfc2217", "raw": "socket"}
 
@@ -67,7 +72,9 @@ def master_port(resources: Mapping[str, ResourceInfo], place: str) -> str | None
     if not serial.avail or not host or not port:
         return None
     host = str(host)
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    url = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    # as labgrid's SerialDriver: ser2net does not answer SET_CONTROL for every port (a pty)
+    return url + "?ign_set_control" if scheme == "rfc2217" else url
 
 
 def lines_url(resources: Mapping[str, ResourceInfo], place: str) -> str | None:
@@ -97,7 +104,8 @@ def resolved_rig(raw: Mapping[str, Any], *, base: Path, source: str, place: str,
     data: dict[str, Any] = {k: v for k, v in raw.items() if k != "labgrid"}
     data["name"] = f"{raw.get('name', Path(source).stem)}@{place}"
     data["bus"] = {**dict(raw.get("bus", {})), "kind": "real"}
-    data["master"] = {**dict(raw.get("master", {})), "port": port}
+    data["master"] = {"read_latency": FARM_READ_LATENCY, **dict(raw.get("master", {})),
+                      "port": port}
     gpio = dict(raw.get("gpio", {}))
     if lines is not None:
         token = gpio.get("token_file")
