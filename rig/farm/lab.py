@@ -159,8 +159,9 @@ class Lab:
         profile = heat_meter_profile()
         data = {
             "name": "lab",
-            "labgrid": {"place": PLACE, "coordinator": self.coordinator,
-                        "connect_timeout": 10, "acquire_timeout": 120, **labgrid},
+            "labgrid": {k: v for k, v in {
+                "place": PLACE, "coordinator": self.coordinator, "connect_timeout": 10,
+                "acquire_timeout": 120, **labgrid}.items() if v is not None},
             "master": {"baud": profile.baud},
             "gpio": {"token_file": str(self.lines_token)},
             "dut": [{"name": "meter", "kind": "black-box", "address": profile.address,

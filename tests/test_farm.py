@@ -1,0 +1,195 @@
+"""The rig farm end to end on one machine (127.0.0.1 only): a real labgrid-coordinator and
+labgrid-exporter, ser2net serving a pty joined to the simulated bus over RFC 2217, the rig
+pair's line server (rig/farm/lab.py); ``mbus-rig run`` against the place."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hardware.clock import WallClock
+from rig.farm.lab import DUT_TAG, PLACE, Lab
+from rig.farm.lines import RemoteGpio
+
+SCENARIOS = Path(__file__).parent / "data" / "farm" / "scenarios.py"
+SUITE_SCENARIO = "test_snd_nke_at_primary_address_is_acknowledged"
+RUN_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab(tmp_path_factory.mktemp("lab")) as the_lab:
+        yield the_lab
+
+
+class Run:
+    """``mbus-rig run`` in the background, its output in files."""
+
+    def __init__(self, rig: Path, work: Path, *pytest_args: str, **env: str) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.out, self.err = work / "stdout", work / "stderr"
+        self.mark, self.go = work / "mark", work / "go"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rig", "run", "--rig", str(rig), "--report",
+                 str(work / "report"), "--no-html", "--", "-q", "-p", "no:cacheprovider",
+                 *pytest_args],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                env={**os.environ, "FARM_TEST_MARK": str(self.mark),
+                     "FARM_TEST_GO": str(self.go), **env})
+
+    def stdout(self) -> str:
+        return self.out.read_text()
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+    def wait_until(self, what: str, check: object) -> None:
+        clock = WallClock()
+        deadline = clock.now() + RUN_S
+        while not check():  # type: ignore[operator]
+            assert self.proc.poll() is None or check(), (  # type: ignore[operator]
+                f"exited {self.proc.returncode} before {what}: {self.stdout()[-2000:]}"
+                f"{self.stderr()[-2000:]}")
+            assert clock.now() < deadline, f"no {what} within {RUN_S} s: {self.stdout()[-2000:]}"
+            clock.sleep(0.05)
+
+    def wait(self) -> int:
+        try:
+            return self.proc.wait(RUN_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _holder(lab: Lab) -> str:
+    show = lab.client("-p", PLACE, "show").stdout
+    return next(line.split(":", 1)[1].strip() for line in show.splitlines()
+                if line.strip().startswith("acquired:"))
+
+
+def test_run_takes_a_place_by_tags_runs_the_suite_and_releases_it(lab: Lab, tmp_path: Path) -> None:
+    rig = lab.rig_file("by-tags.toml", place=None, tags={"dut": DUT_TAG})
+    run = Run(rig, tmp_path, "-k", SUITE_SCENARIO)
+    try:
+        assert run.wait() == 0, run.stdout() + run.stderr()
+    finally:
+        run.kill()
+    out = run.stdout()
+    assert f"acquired labgrid place {PLACE}" in out and "1 passed" in out
+    assert out.index("safe state: 5 fault line(s) released") < out.index(
+        f"released labgrid place {PLACE}")
+    resolved = (tmp_path / "report" / "farm-rig.toml").read_text()
+    assert 'port = "rfc2217://127.0.0.1:' in resolved and 'backend = "remote"' in resolved
+    assert f'value="lab@{PLACE}"' in (tmp_path / "report" / "junit.xml").read_text()
+    assert _holder(lab) == "None"
+
+
+def test_a_second_run_waits_for_the_place_and_runs_after(lab: Lab, tmp_path: Path) -> None:
+    rig = lab.rig_file()
+    first = Run(rig, tmp_path / "first", "-k", f"test_gate or {SUITE_SCENARIO}", str(SCENARIOS))
+    second: Run | None = None
+    try:
+        first.wait_until("the first run holding the place", first.mark.exists)
+        holder = _holder(lab)
+        second = Run(rig, tmp_path / "second", "-k", SUITE_SCENARIO)
+        second.wait_until("the second run waiting", lambda: "waiting for place" in second.stdout())
+        assert f"held: {PLACE} by {holder}" in second.stdout()
+        assert "acquired" not in second.stdout()
+        first.go.touch()
+        assert first.wait() == 0, first.stdout() + first.stderr()
+        assert second.wait() == 0, second.stdout() + second.stderr()
+        assert f"acquired labgrid place {PLACE}" in second.stdout()
+        assert "1 passed" in second.stdout() and "2 passed" in first.stdout()
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+    assert _holder(lab) == "None"
+
+
+def test_stopping_the_holder_leaves_the_lines_safe_and_frees_the_place(
+        lab: Lab, tmp_path: Path) -> None:
+    gpio = RemoteGpio(lab.lines_url, lab.lines_token.read_text().strip())
+    run = Run(lab.rig_file(), tmp_path, "-k", "test_hold_a_fault", str(SCENARIOS))
+    try:
+        run.wait_until("the fault switched on", run.mark.exists)
+        asserted = [line["role"] for line in gpio.lines() if line["asserted"]]
+        assert asserted == ["bus_short"]
+        run.proc.send_signal(signal.SIGTERM)
+        status = run.wait()
+    finally:
+        run.kill()
+    assert status != 0
+    assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
+    assert _holder(lab) == "None"
+    assert f"released labgrid place {PLACE}" in run.stdout()
+
+
+def test_a_reservation_wait_that_times_out_is_one_line(lab: Lab, tmp_path: Path) -> None:
+    lab.client("-p", PLACE, "acquire", user="someone-else")
+    try:
+        run = Run(lab.rig_file("impatient.toml", acquire_timeout=1), tmp_path)
+        status = run.wait()
+    finally:
+        lab.client("-p", PLACE, "release", user="someone-else")
+    assert status == 1
+    assert "waiting for place mbus-1: held: mbus-1 by" in run.stdout()
+    err = run.stderr().strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("mbus-rig run: labgrid: place mbus-1 was not free within 1 s (held: "
+                             "mbus-1 by ") and "/someone-else); gave up waiting" in err[0]
+
+
+def test_an_unknown_place_is_one_line_and_exit_2(lab: Lab, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "rig", "run", "--rig",
+                           str(lab.rig_file("nowhere.toml", place="mbus-9"))],
+                          capture_output=True, text=True, timeout=RUN_S)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "has no place matching name=mbus-9 (places: mbus-1 (dut=heat-meter))" in done.stderr
+
+
+def test_farm_lists_places_with_dut_and_holder(lab: Lab) -> None:
+    lab.client("-p", PLACE, "acquire", user="ci-job-7")
+    try:
+        done = subprocess.run([sys.executable, "-m", "rig", "farm", "--coordinator",
+                               lab.coordinator], capture_output=True, text=True, timeout=RUN_S)
+    finally:
+        lab.client("-p", PLACE, "release", user="ci-job-7")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith(PLACE))
+    assert row.split()[1:4] == [DUT_TAG, f"dut={DUT_TAG}", row.split()[3]]
+    assert row.split()[3].endswith("/ci-job-7")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_missing_coordinator_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    port = _free_port()
+    rig = tmp_path / "farm.toml"
+    rig.write_text(f'[labgrid]\nplace = "{PLACE}"\ncoordinator = "127.0.0.1:{port}"\n'
+                   'connect_timeout = 5\n[[dut]]\nname = "m"\nkind = "black-box"\n')
+    done = subprocess.run([sys.executable, "-m", "rig", "run", "--rig", str(rig)],
+                          capture_output=True, text=True, timeout=RUN_S)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"mbus-rig run: labgrid coordinator 127.0.0.1:{port}: ")
+    assert "is labgrid-coordinator running there?" in done.stderr
