@@ -81,62 +81,41 @@ def _holder(lab: Lab) -> str:
                 if line.strip().startswith("acquired:"))
 
 
-def test_run_takes_a_place_by_tags_runs_the_suite_and_releases_it(lab: Lab, tmp_path: Path) -> None:
-    rig = lab.rig_file("by-tags.toml", place=None, tags={"dut": DUT_TAG})
-    run = Run(rig, tmp_path, "-k", SUITE_SCENARIO)
-    try:
-        assert run.wait() == 0, run.stdout() + run.stderr()
-    finally:
-        run.kill()
-    out = run.stdout()
-    assert f"acquired labgrid place {PLACE}" in out and "1 passed" in out
-    assert out.index("safe state: 5 fault line(s) released") < out.index(
-        f"released labgrid place {PLACE}")
-    resolved = (tmp_path / "report" / "farm-rig.toml").read_text()
-    assert 'port = "rfc2217://127.0.0.1:' in resolved and 'backend = "remote"' in resolved
-    assert f'value="lab@{PLACE}"' in (tmp_path / "report" / "junit.xml").read_text()
-    assert _holder(lab) == "None"
-
-
-def test_a_second_run_waits_for_the_place_and_runs_after(lab: Lab, tmp_path: Path) -> None:
-    rig = lab.rig_file()
-    first = Run(rig, tmp_path / "first", "-k", f"test_gate or {SUITE_SCENARIO}", str(SCENARIOS))
+def test_runs_queue_for_a_place_and_stopping_the_holder_frees_it(lab: Lab, tmp_path: Path) -> None:
+    """The first run holds the place with a fault switched on; a second run, asking by tags,
+    waits and says for whom; SIGTERM to the holder leaves every line released and frees the
+    place; the second run then acquires it, runs the suite, and releases it after the safe
+    state."""
+    gpio = RemoteGpio(lab.lines_url, lab.lines_token.read_text().strip())
+    first = Run(lab.rig_file(), tmp_path / "first", "-k", "test_hold_a_fault", str(SCENARIOS))
     second: Run | None = None
     try:
-        first.wait_until("the first run holding the place", first.mark.exists)
+        first.wait_until("the fault switched on", first.mark.exists)
+        assert [line["role"] for line in gpio.lines() if line["asserted"]] == ["bus_short"]
         holder = _holder(lab)
-        second = Run(rig, tmp_path / "second", "-k", SUITE_SCENARIO)
-        second.wait_until("the second run waiting", lambda: "waiting for place" in second.stdout())
-        assert f"held: {PLACE} by {holder}" in second.stdout()
+        second = Run(lab.rig_file("by-tags.toml", place=None, tags={"dut": DUT_TAG}),
+                     tmp_path / "second", "-k", SUITE_SCENARIO)
+        second.wait_until("the second run waiting", lambda: "waiting for" in second.stdout())
+        assert (f"waiting for a free place with dut={DUT_TAG}: held: {PLACE} by {holder}"
+                in second.stdout())
         assert "acquired" not in second.stdout()
-        first.go.touch()
-        assert first.wait() == 0, first.stdout() + first.stderr()
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.wait() != 0
+        assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
+        assert f"released labgrid place {PLACE}" in first.stdout()
         assert second.wait() == 0, second.stdout() + second.stderr()
-        assert f"acquired labgrid place {PLACE}" in second.stdout()
-        assert "1 passed" in second.stdout() and "2 passed" in first.stdout()
     finally:
         first.kill()
         if second is not None:
             second.kill()
+    out = second.stdout()
+    assert f"acquired labgrid place {PLACE}" in out and "1 passed" in out
+    assert out.index("safe state: 5 fault line(s) released") < out.index(
+        f"released labgrid place {PLACE}")
+    resolved = (tmp_path / "second" / "report" / "farm-rig.toml").read_text()
+    assert 'port = "rfc2217://127.0.0.1:' in resolved and 'backend = "remote"' in resolved
+    assert f'value="lab@{PLACE}"' in (tmp_path / "second" / "report" / "junit.xml").read_text()
     assert _holder(lab) == "None"
-
-
-def test_stopping_the_holder_leaves_the_lines_safe_and_frees_the_place(
-        lab: Lab, tmp_path: Path) -> None:
-    gpio = RemoteGpio(lab.lines_url, lab.lines_token.read_text().strip())
-    run = Run(lab.rig_file(), tmp_path, "-k", "test_hold_a_fault", str(SCENARIOS))
-    try:
-        run.wait_until("the fault switched on", run.mark.exists)
-        asserted = [line["role"] for line in gpio.lines() if line["asserted"]]
-        assert asserted == ["bus_short"]
-        run.proc.send_signal(signal.SIGTERM)
-        status = run.wait()
-    finally:
-        run.kill()
-    assert status != 0
-    assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
-    assert _holder(lab) == "None"
-    assert f"released labgrid place {PLACE}" in run.stdout()
 
 
 def test_a_reservation_wait_that_times_out_is_one_line(lab: Lab, tmp_path: Path) -> None:

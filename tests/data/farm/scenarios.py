@@ -16,17 +16,6 @@ def _mark(text: str) -> None:
     Path(os.environ["FARM_TEST_MARK"]).write_text(text)
 
 
-def test_gate(rig: Any) -> None:
-    """Holds the place until the test creates FARM_TEST_GO (bounded)."""
-    _mark("running")
-    clock = WallClock()
-    deadline = clock.now() + WAIT_S
-    go = Path(os.environ["FARM_TEST_GO"])
-    while not go.exists():
-        assert clock.now() < deadline, f"{go} did not appear within {WAIT_S} s"
-        clock.sleep(0.02)
-
-
 def test_hold_a_fault(faults: Any) -> None:
     """Switches the bus short on and waits (bounded) to be stopped."""
     faults.inject("short")
