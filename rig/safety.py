@@ -9,7 +9,11 @@ between SIGTERM and SIGKILL).
 the rig's own ``close()``, the interpreter's exit (atexit), or a SIGTERM/SIGINT. A signal
 applies the safe state *at once* (before anything else can hang), then raises
 KeyboardInterrupt so pytest unwinds and runs its finalizers; a watchdog ends the process if
-that unwinding takes longer than the bound.
+the rig's teardown (up to :meth:`SafeStateGuard.uninstall`, the end of ``Rig.close()``) takes
+longer than the bound. What pytest does after the rig is closed (the interrupt's traceback,
+every installed plugin's summary, the JUnit and allure files) is not the rig's teardown and is
+not cut: it takes seconds with plugins such as labgrid's or hypothesis's loaded, and cutting it
+would turn pytest's "interrupted" into the watchdog's status and lose the reports.
 
 :class:`RigLock` is an ``fcntl.flock`` on a lock file holding the holder's pid: a second
 session on the same rig fails at once with a message naming that pid.
@@ -171,6 +175,7 @@ class SafeStateGuard:
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
         self._installed = False
+        self._torn_down = threading.Event()  # uninstall() ran: the watchdog has nothing to cut
 
     def add(self, name: str, action: Action) -> None:
         self.actions.append((name, action))
@@ -193,6 +198,7 @@ class SafeStateGuard:
         if self._installed:
             return self
         self._installed = True
+        self._torn_down.clear()
         atexit.register(self._at_exit)
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -200,6 +206,9 @@ class SafeStateGuard:
         return self
 
     def uninstall(self) -> None:
+        """Restore the previous handlers; the teardown is over, so a watchdog armed by a
+        signal stands down."""
+        self._torn_down.set()
         if not self._installed:
             return
         self._installed = False
@@ -222,6 +231,8 @@ class SafeStateGuard:
         raise KeyboardInterrupt(name)
 
     def _watchdog(self) -> None:
+        if self._torn_down.is_set():
+            return
         print(f"mbus-rig: teardown took longer than {self.bound:g} s after a signal; exiting",
               file=sys.stderr, flush=True)
         os._exit(WATCHDOG_EXIT_STATUS)

@@ -38,8 +38,10 @@ def two_faults(logged, faults):
 SCENARIOS = {
     "signal": """
 import signal
-def test_block(two_faults):
-    print("READY", flush=True)  # from the body: every fixture is set up by now
+def test_block(two_faults, pytestconfig):
+    labgrid = pytestconfig.pluginmanager.has_plugin("labgrid")
+    # one line, from the body: every fixture is set up by now
+    print(f"READY (labgrid's plugin loaded: {labgrid})", flush=True)
     signal.pause()
 """,
     "failing": """
@@ -95,20 +97,54 @@ def _levels(log: Path) -> dict[int, int]:
     return levels
 
 
+#: After the rig is closed, a plugin's terminal summary that runs past the watchdog's bound
+#: (counted from the interrupt, which comes after the signal that armed it).
+SLOW_SUMMARY = """
+import time
+
+from rig.safety import SafeStateGuard
+
+interrupted = []
+
+def pytest_keyboard_interrupt(excinfo):
+    interrupted.append(time.monotonic())
+
+def pytest_terminal_summary(terminalreporter):
+    if interrupted:
+        time.sleep(max(0.0, interrupted[0] + SafeStateGuard().bound + 0.5 - time.monotonic()))
+        print("SUMMARY DONE", flush=True)
+"""
+
+#: Our plugin alone, and beside labgrid's (a user's project with both installed: the child
+#: runs in a folder without the project's pytest options, so labgrid's loads when installed).
+PLUGIN_SETS = {
+    "alone": ["-p", "no:labgrid"],
+    "beside-labgrid": ["-p", "labgrid"],  # its pytest11 entry point
+}
+
+
+def _plugins(name: str) -> list[str]:
+    if name == "beside-labgrid":
+        pytest.importorskip("labgrid.pytestplugin", reason="labgrid (the farm extra) missing")
+    return PLUGIN_SETS[name]
+
+
 def _run(tmp_path: Path, scenario: str, signum: int | None = None,
-         env: dict[str, str] | None = None) -> tuple[int, str, Path]:
-    (tmp_path / "conftest.py").write_text(CONFTEST)
+         env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+         conftest: str = "") -> tuple[int, str, Path]:
+    (tmp_path / "conftest.py").write_text(CONFTEST + conftest)
     (tmp_path / "test_scenario.py").write_text(SCENARIOS[scenario])
     log = tmp_path / "gpio.log"
     log.write_text("")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "--rig", "sim",
-         "test_scenario.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "GPIO_LOG": str(log), **(env or {})})
+         *args, "test_scenario.py"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "GPIO_LOG": str(log), **(env or {})})
     assert proc.stdout is not None
+    seen = ""
     try:
         if signum is not None:
-            seen = ""
             while "READY" not in seen:
                 ready, _, _ = select.select([proc.stdout], [], [], CHILD_TIMEOUT_S)
                 assert ready, f"no READY from the child: {seen}"
@@ -122,15 +158,28 @@ def _run(tmp_path: Path, scenario: str, signum: int | None = None,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return status, proc.stdout.read(), log
+    return status, seen + proc.stdout.read(), log
 
 
+@pytest.mark.parametrize("plugins", list(PLUGIN_SETS))
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_during_a_scenario(tmp_path, signum):
-    status, out, log = _run(tmp_path, "signal", signum)
+def test_signal_during_a_scenario(tmp_path, signum, plugins):
+    status, out, log = _run(tmp_path, "signal", signum, args=tuple(_plugins(plugins)))
+    assert f"labgrid's plugin loaded: {plugins == 'beside-labgrid'}" in out
     assert status == pytest.ExitCode.INTERRUPTED, out
     assert _levels(log) == {POWER_CUT_PIN: 0, SHORT_PIN: 0}
     assert "rig put in safe state" in out
+
+
+def test_reporting_after_the_rig_is_closed_is_not_cut_by_the_watchdog(tmp_path):
+    """The watchdog bounds the rig's teardown; a plugin's summary that runs past the bound
+    after the rig is closed ends as pytest's "interrupted", with its reports written."""
+    status, out, log = _run(tmp_path, "signal", signal.SIGTERM, conftest=SLOW_SUMMARY,
+                            args=("--junitxml=junit.xml",))
+    assert status == pytest.ExitCode.INTERRUPTED, out
+    assert "SUMMARY DONE" in out and "teardown took longer" not in out
+    assert (tmp_path / "junit.xml").is_file()
+    assert _levels(log) == {POWER_CUT_PIN: 0, SHORT_PIN: 0}
 
 
 @pytest.mark.parametrize("scenario, status", [

@@ -65,6 +65,47 @@ def test_guard_install_and_uninstall_restore_signal_handlers():
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+class _ManualClock:
+    """A wall-like clock whose timers run when the test says (the watchdog's deadline)."""
+
+    is_virtual = False
+
+    def __init__(self) -> None:
+        self.timers: list[tuple[float, object]] = []
+
+    def now(self) -> float:
+        return 100.0
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("the guard does not sleep")
+
+    def call_at(self, when: float, callback: object) -> None:
+        self.timers.append((when, callback))
+
+
+@pytest.mark.parametrize("closed_in_time, exits", [(False, True), (True, False)])
+def test_watchdog_cuts_only_the_rigs_own_teardown(monkeypatch, closed_in_time, exits):
+    """A signal arms the watchdog at the bound; it ends the process only if the rig's teardown
+    (up to uninstall(), the end of Rig.close()) has not finished by then: what pytest does
+    after that (tracebacks, plugins' summaries, reports) is not cut."""
+    exited: list[int] = []
+    monkeypatch.setattr(os, "_exit", exited.append)
+    clock = _ManualClock()
+    guard = SafeStateGuard([("lines", lambda: None)], clock=clock, bound=5.0).install()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        if closed_in_time:
+            guard.uninstall()
+    assert guard.triggered_by == "SIGTERM"
+    [(when, watchdog)] = clock.timers
+    assert when == 105.0
+    watchdog()  # type: ignore[operator]
+    guard.uninstall()
+    assert exited == ([143] if exits else [])
+
+
 # --- the lock --------------------------------------------------------------------------------
 
 
