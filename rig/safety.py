@@ -46,6 +46,8 @@ SIGNAL_TEARDOWN_BOUND_S = 5.0
 BOUND_ENV = "MBUS_RIG_TEARDOWN_BOUND_S"
 #: Exit status the watchdog uses when unwinding after a signal overruns the bound.
 WATCHDOG_EXIT_STATUS = 143
+#: Margin on the watchdog's bound before whoever stopped a pytest run sends SIGKILL.
+RUN_STOP_MARGIN_S = 1.0
 
 LOCK_DIR_ENV = "MBUS_RIG_LOCK_DIR"
 
@@ -147,6 +149,12 @@ def _bound_from_env() -> float:
                     SIGNAL_TEARDOWN_BOUND_S)
         return SIGNAL_TEARDOWN_BOUND_S
     return value
+
+
+def run_stop_bound() -> float:
+    """How long a pytest run gets to wind down after SIGTERM (its rig's teardown within the
+    watchdog's bound, then its reports) before whoever stopped it sends SIGKILL."""
+    return _bound_from_env() + RUN_STOP_MARGIN_S
 
 
 def _read_holder(fd: int) -> str:

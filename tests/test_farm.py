@@ -118,6 +118,47 @@ def test_runs_queue_for_a_place_and_stopping_the_holder_frees_it(lab: Lab, tmp_p
     assert _holder(lab) == "None"
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_killed_holders_guardian_stops_its_run_makes_lines_safe_and_frees_the_place(
+        lab: Lab, tmp_path: Path) -> None:
+    """SIGKILL to ``mbus-rig run`` while its scenario holds a fault on: no handler runs, so
+    its guardian stops the orphaned pytest run, puts the lines in safe state and releases the
+    place."""
+    gpio = RemoteGpio(lab.lines_url, lab.lines_token.read_text().strip())
+    run = Run(lab.rig_file(), tmp_path, "-k", "test_hold_a_fault", str(SCENARIOS))
+    suite = 0
+    try:
+        run.wait_until("the fault switched on", run.mark.exists)
+        suite = int(run.mark.read_text().split()[1])
+        assert [line["role"] for line in gpio.lines() if line["asserted"]] == ["bus_short"]
+        assert _holder(lab) != "None"
+        run.kill()  # SIGKILL: the holder runs no cleanup at all
+        clock = WallClock()
+        deadline = clock.now() + RUN_S
+        while _alive(suite) or _holder(lab) != "None":
+            assert clock.now() < deadline, f"not cleaned up within {RUN_S} s: {run.stderr()}"
+            clock.sleep(0.2)
+    finally:
+        if suite and _alive(suite):
+            os.kill(suite, signal.SIGKILL)
+    assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
+    log = (tmp_path / "report" / "farm-guardian.log").read_text()
+    assert f"is gone without releasing place {PLACE}; cleaning up" in log
+    assert f"pytest run {suite}: ended" in log
+    assert "line server http://127.0.0.1:" in log and "fault line(s) released" in log
+    assert f"released labgrid place {PLACE}" in log
+    assert log == "".join(line + "\n" for line in run.stderr().splitlines()
+                          if line.startswith("mbus-rig guardian: "))
+
+
 def test_a_reservation_wait_that_times_out_is_one_line(lab: Lab, tmp_path: Path) -> None:
     lab.client("-p", PLACE, "acquire", user="someone-else")
     try:

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,12 +31,11 @@ from rig.config import RigConfig, load_config
 from rig.defects import check_defects, defects_for, dut_role
 from rig.preflight import check_rig
 from rig.report import ALLURE_HINT, find_allure, generate_html
+from rig.safety import run_stop_bound
 from rig.selection import BAUD_SPEC_HELP, ScenarioSelection, parse_bauds
 from rig.standard_link import template_problem
 from rig.tools.output import print_table
 
-#: How long pytest gets to wind down (safe state, reports) after we pass a signal on.
-CHILD_STOP_BOUND_S = 6.0
 PYTEST_HINT = "pytest options go after --, e.g. mbus-rig run -- -x --maxfail 3"
 
 
@@ -236,13 +236,15 @@ def run(args: argparse.Namespace) -> int:
 
     with farm_rig(plan.config, plan.rig, report, _say) as suite_rig:
         # the rig check runs on the rig pytest gets: for a farm place, the resolved file
-        config = plan.config if suite_rig == plan.rig else _configured(suite_rig, args)
+        config = (plan.config if suite_rig.rig == plan.rig
+                  else _configured(suite_rig.rig, args))
         checked = check_rig(config, args.dut)
         print(f"mbus-rig run: rig check passed ({len(checked)} checks; mbus-rig rig check "
               "lists them)")
         _report_folder(report)
-        status = _run_pytest(pytest_command(suite_rig, report, suite_options(args) + extra,
-                                            args.baud))
+        status = _run_pytest(pytest_command(suite_rig.rig, report,
+                                            suite_options(args) + extra, args.baud),
+                             suite_rig.run_started)
     return _report(report, status, html=not args.no_html)
 
 
@@ -288,10 +290,16 @@ def _report(report: Path, status: int, *, html: bool) -> int:
     return status
 
 
-def _run_pytest(cmd: list[str]) -> int:
-    """Run pytest; a SIGTERM/SIGINT to us is passed on, and pytest gets a bounded time to
-    put the rig in safe state before it is killed."""
+def _run_pytest(cmd: list[str], started: Callable[[int], None]) -> int:
+    """Run pytest (``started`` is told its pid); a SIGTERM/SIGINT to us is passed on, and
+    pytest gets a bounded time to put the rig in safe state before it is killed."""
     proc = subprocess.Popen(cmd)
+    try:
+        started(proc.pid)
+    except BaseException:
+        proc.terminate()
+        proc.wait(run_stop_bound())
+        raise
     previous: dict[signal.Signals, Any] = {}
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -307,7 +315,7 @@ def _run_pytest(cmd: list[str]) -> int:
             signal.signal(signum, handler)
         if proc.poll() is None:
             try:
-                proc.wait(CHILD_STOP_BOUND_S)
+                proc.wait(run_stop_bound())
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -6,7 +6,8 @@ holds it, and gives up after ``[labgrid] acquire_timeout`` with one line. SIGTER
 SIGHUP end the wait (the reservation is cancelled); once the place is held, every exit path
 (the suite's end, an error, those signals) puts the fault lines in safe state through the
 place's line server and then releases the place. The cleanup itself is not interrupted by
-further signals.
+further signals. For the exit paths no handler sees (SIGKILL, a crash), the place's guardian
+(:mod:`rig.farm.guardian`) does the same after the holder is gone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hardware.config_file import read_toml
 from protocol.errors import ConfigError, HardwareError, MBusRigError, RigTimeoutError
 
 from ..config import RigConfig
+from .guardian import Guardian, Watch
 from .place import Coordinator, PlaceInfo, coordinator_address
 from .resolve import agent_url, lines_url, master_port, resolved_rig, to_toml
 
@@ -31,6 +33,8 @@ from .resolve import agent_url, lines_url, master_port, resolved_rig, to_toml
 POLL_S = 0.5
 #: Name of the resolved rig file written next to the reports.
 RESOLVED_NAME = "farm-rig.toml"
+#: Name of the guardian's log next to the reports (what it did after a holder died).
+GUARDIAN_LOG = "farm-guardian.log"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 Say = Callable[[str], None]
@@ -38,11 +42,28 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class HeldPlace:
-    """The place this run holds and the rig file resolved from it."""
+    """The place this run holds, the rig file resolved from it, and its guardian."""
 
     name: str
     rig_file: Path
     coordinator: str
+    guardian: Guardian
+
+    def run_started(self, pid: int) -> None:
+        """The pytest run on the place: the guardian stops it first if this holder dies."""
+        self.guardian.tell("run", pid)
+
+
+def _no_run(pid: int) -> None:
+    """A rig that is not a farm place has no guardian to tell."""
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteRig:
+    """What pytest runs on (``--rig``), and whom to tell its pid once it has started."""
+
+    rig: str
+    run_started: Callable[[int], None] = _no_run
 
 
 def selector(cfg: RigConfig) -> tuple[dict[str, str], str]:
@@ -74,14 +95,14 @@ def matching(places: list[PlaceInfo], filters: dict[str, str]) -> list[PlaceInfo
 
 
 @contextmanager
-def farm_rig(cfg: RigConfig, rig: str, report: Path, say: Say) -> Iterator[str]:
+def farm_rig(cfg: RigConfig, rig: str, report: Path, say: Say) -> Iterator[SuiteRig]:
     """The rig for pytest: ``rig`` itself, or for a ``[labgrid]`` rig file the resolved rig
     of the place held for the block."""
     if cfg.labgrid is None:
-        yield rig
+        yield SuiteRig(rig)
         return
     with hold_place(cfg, report, say) as held:
-        yield str(held.rig_file)
+        yield SuiteRig(str(held.rig_file), held.run_started)
 
 
 @contextmanager
@@ -100,26 +121,36 @@ def hold_place(cfg: RigConfig, report: Path, say: Say) -> Iterator[HeldPlace]:
                 raise ConfigError(f"{cfg.source}: [labgrid]: coordinator {coordinator.address} "
                                   f"has no place matching {_tags_of(filters)} "
                                   f"(places: {known or 'none'})")
-            token = _wait_for_allocation(coordinator, filters, what, lg.acquire_timeout, say)
+            token_file = cfg.gpio.token_file
+            guardian = Guardian(Watch(coordinator.address, lg.connect_timeout, coordinator.name,
+                                      str(token_file) if token_file else None,
+                                      str(report.resolve() / GUARDIAN_LOG)))
             try:
-                place = _acquire(coordinator, token, what)
-                say(f"acquired labgrid place {place} (coordinator {coordinator.address}, "
-                    f"holder {coordinator.name})")
-                with _released(coordinator, place, cfg, say) as lines:
-                    rig_file = _resolve(coordinator, cfg, place, report, lines, lg.connect_timeout)
-                    yield HeldPlace(place, rig_file, coordinator.address)
+                token = _wait_for_allocation(coordinator, filters, what, lg.acquire_timeout, say,
+                                             guardian)
+                try:
+                    place = _acquire(coordinator, token, what, guardian)
+                    say(f"acquired labgrid place {place} (coordinator {coordinator.address}, "
+                        f"holder {coordinator.name})")
+                    with _released(coordinator, place, cfg, say) as lines:
+                        rig_file = _resolve(coordinator, cfg, place, report, lines,
+                                            lg.connect_timeout, guardian)
+                        yield HeldPlace(place, rig_file, coordinator.address, guardian)
+                finally:
+                    _quietly(lambda: coordinator.cancel(token))
             finally:
-                _quietly(lambda: coordinator.cancel(token))
+                guardian.stand_down()  # last: a holder killed while cleaning up is covered
         finally:
             coordinator.close()
 
 
 def _wait_for_allocation(coordinator: Coordinator, filters: dict[str, str], what: str,
-                         timeout: float, say: Say) -> str:
+                         timeout: float, say: Say, guardian: Guardian) -> str:
     clock = WallClock()
     deadline = clock.now() + timeout
     reservation = coordinator.reserve(filters)
     try:
+        guardian.tell("reservation", reservation.token)
         announced = False
         while True:
             info = coordinator.poll(reservation.token)
@@ -143,10 +174,11 @@ def _wait_for_allocation(coordinator: Coordinator, filters: dict[str, str], what
         raise
 
 
-def _acquire(coordinator: Coordinator, token: str, what: str) -> str:
+def _acquire(coordinator: Coordinator, token: str, what: str, guardian: Guardian) -> str:
     info = coordinator.poll(token)
     if info.place is None:
         raise HardwareError(f"labgrid reservation for {what} lost its place ({info.state})")
+    guardian.tell("place", info.place)  # before acquiring: a kill during the call is covered
     coordinator.acquire(info.place)
     return info.place
 
@@ -176,7 +208,7 @@ def _say_safe_state(url: str, cfg: RigConfig, say: Say) -> None:
 
 
 def _resolve(coordinator: Coordinator, cfg: RigConfig, place: str, report: Path,
-             lines: list[str], timeout: float) -> Path:
+             lines: list[str], timeout: float, guardian: Guardian) -> Path:
     """Wait (bounded) until the place's serial port is served, then write the resolved rig."""
     clock = WallClock()
     deadline = clock.now() + timeout
@@ -197,6 +229,7 @@ def _resolve(coordinator: Coordinator, cfg: RigConfig, place: str, report: Path,
             raise ConfigError(f"{cfg.source}: gpio.token_file: missing (place {place} has a "
                               f"line server, {url}: give its token file)")
         lines.append(url)
+        guardian.tell("lines", url)
         from ..agent.client import read_token_file
         from .lines import RemoteGpio
 

@@ -209,12 +209,13 @@ class Coordinator:
         self._call("AcquirePlace", pb2.AcquirePlaceRequest(placename=place))
         self.sync()
 
-    def release(self, place: str) -> None:
-        """Release ``place`` if this session holds it (a place someone else took over is left
-        alone)."""
+    def release(self, place: str, *, holder: str | None = None) -> None:
+        """Release ``place`` if ``holder`` (default: this session) holds it; a place someone
+        else holds now is left alone (labgrid: ReleasePlace ``fromuser``)."""
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
 
-        self._call("ReleasePlace", pb2.ReleasePlaceRequest(placename=place, fromuser=self.name))
+        self._call("ReleasePlace", pb2.ReleasePlaceRequest(placename=place,
+                                                           fromuser=holder or self.name))
 
     def resources(self, place: str) -> dict[str, ResourceInfo]:
         """The resources of ``place`` (acquired by this session), by their name in the place."""

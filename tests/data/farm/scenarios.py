@@ -19,7 +19,7 @@ def _mark(text: str) -> None:
 def test_hold_a_fault(faults: Any) -> None:
     """Switches the bus short on and waits (bounded) to be stopped."""
     faults.inject("short")
-    _mark("asserted")
+    _mark(f"asserted {os.getpid()}")
     clock = WallClock()
     deadline = clock.now() + WAIT_S
     while clock.now() < deadline:
