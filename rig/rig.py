@@ -258,24 +258,14 @@ class Rig:
         there would make every injected fault a silent no-op."""
         if self._gpio_override is not None:
             return self._gpio_override
-        if self.config.gpio.backend == "remote":  # a farm rig pair's line server
-            from rig.agent.client import read_token_file
-            from rig.farm.lines import RemoteGpio
-
-            gpio = self.config.gpio
-            assert gpio.url is not None and gpio.token_file is not None
-            return RemoteGpio(gpio.url, read_token_file(gpio.token_file))
-        from hardware.gpio.factory import open_backend
-
         cfg = self.config.gpio
+        backend = open_gpio(self.config, clock=self.clock)
         if not cfg.lines:
             self.checked.append("GPIO: no fault lines in the rig file, no backend needed")
-            return open_backend("sim", clock=self.clock)
-        kind = "rpi" if cfg.backend == "auto" and not self.config.bus.simulated else cfg.backend
-        backend = open_backend(kind, clock=self.clock)
-        self.checked.append(f"GPIO: backend {backend.name!r} opened for "
-                            f"{len(cfg.lines)} fault line{'s' if len(cfg.lines) != 1 else ''} "
-                            f"({', '.join(line.label for line in cfg.lines)})")
+        else:
+            self.checked.append(f"GPIO: backend {backend.name!r} opened for "
+                                f"{len(cfg.lines)} fault line{'s' if len(cfg.lines) != 1 else ''} "
+                                f"({', '.join(line.label for line in cfg.lines)})")
         return backend
 
     def _bus_name(self) -> str:
@@ -679,6 +669,26 @@ class Rig:
         self.guard.uninstall()
         if self.lock is not None:
             self.lock.release()
+
+
+def open_gpio(config: RigConfig, *, clock: Clock | None = None) -> Any:
+    """The GPIO backend a rig file's fault lines need (the rig and ``mbus-rig safe-state``
+    share it). With no lines, none is needed: a simulated one stands in. ``remote``: a farm
+    rig pair's line server. ``auto`` on a real bus must find RPi.GPIO: a simulated stand-in
+    there would make every injected fault, and every release, a silent no-op."""
+    from hardware.gpio.factory import open_backend
+
+    gpio = config.gpio
+    if not gpio.lines:
+        return open_backend("sim", clock=clock)
+    if gpio.backend == "remote":
+        from rig.agent.client import read_token_file
+        from rig.farm.lines import RemoteGpio
+
+        assert gpio.url is not None and gpio.token_file is not None
+        return RemoteGpio(gpio.url, read_token_file(gpio.token_file))
+    kind = "rpi" if gpio.backend == "auto" and not config.bus.simulated else gpio.backend
+    return open_backend(kind, clock=clock)
 
 
 class Population:

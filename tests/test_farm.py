@@ -157,6 +157,64 @@ def test_a_killed_holders_guardian_stops_its_run_makes_lines_safe_and_frees_the_
     assert f"released labgrid place {PLACE}" in log
     assert log == "".join(line + "\n" for line in run.stderr().splitlines()
                           if line.startswith("mbus-rig guardian: "))
+    _short_on(gpio)  # the resolved rig file names the place's line server itself
+    done = _safe_state("--rig", str(tmp_path / "report" / "farm-rig.toml"))
+    assert done.returncode == 0, done.stderr
+    assert "safe state: 5 fault line(s) released" in done.stdout
+    assert "GPIO backend remote" in done.stdout
+    assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
+
+
+def _short_on(gpio: RemoteGpio) -> None:
+    short = next(line for line in gpio.lines() if line["role"] == "bus_short")
+    gpio.write(short["pin"], short["active_high"])
+    assert [line["role"] for line in gpio.lines() if line["asserted"]] == ["bus_short"]
+
+
+def _safe_state(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rig", "safe-state", *args],
+                          capture_output=True, text=True, timeout=RUN_S,
+                          env={**os.environ, **env})
+
+
+def test_safe_state_releases_a_held_places_lines_and_leaves_it_to_its_holder(lab: Lab) -> None:
+    """The CI step after someone else's run: the place's lines through its line server,
+    without acquiring it; the holder keeps it and is named."""
+    gpio = RemoteGpio(lab.lines_url, lab.lines_token.read_text().strip())
+    lab.client("-p", PLACE, "acquire", user="someone-else")
+    try:
+        _short_on(gpio)
+        done = _safe_state("--rig", str(lab.rig_file()))
+        assert done.returncode == 0, done.stderr
+        assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
+        assert _holder(lab).endswith("/someone-else")
+    finally:
+        lab.client("-p", PLACE, "release", user="someone-else")
+    assert f"place {PLACE}: line server {lab.lines_url}: safe state: 5 fault line(s) " \
+           "released" in done.stdout
+    assert "/someone-else: its lines released anyway, the place left to its holder" in done.stdout
+
+
+def test_safe_state_by_tags_releases_the_lines_and_the_place_this_client_holds(
+        lab: Lab) -> None:
+    """The CI step after its own run died holding the place (LG_USERNAME names the job):
+    lines safe, then the place released; with nothing held, nothing to do."""
+    gpio = RemoteGpio(lab.lines_url, lab.lines_token.read_text().strip())
+    rig = str(lab.rig_file("by-tags.toml", place=None, tags={"dut": DUT_TAG}))
+    lab.client("-p", PLACE, "acquire", user="ci-job-9")
+    try:
+        _short_on(gpio)
+        done = _safe_state("--rig", rig, LG_USERNAME="ci-job-9")
+        assert done.returncode == 0, done.stderr
+        assert [line["role"] for line in gpio.lines() if line["asserted"]] == []
+        assert _holder(lab) == "None"
+    finally:
+        lab.client("-p", PLACE, "release", user="ci-job-9", check=False)
+    assert f"place {PLACE}: released (held by " in done.stdout
+    again = _safe_state("--rig", rig, LG_USERNAME="ci-job-9")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"no place with dut={DUT_TAG} is held by ")
+    assert again.stdout.strip().endswith("/ci-job-9: nothing to release (--place NAME names one)")
 
 
 def test_a_reservation_wait_that_times_out_is_one_line(lab: Lab, tmp_path: Path) -> None:

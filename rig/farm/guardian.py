@@ -68,6 +68,12 @@ class Holding:
     run: int | None = None
     released: bool = False
 
+    @property
+    def nothing(self) -> bool:
+        """Nothing held yet (the holder ended before it reserved)."""
+        return self.reservation is None and self.place is None and not self.lines \
+            and self.run is None
+
     def take(self, message: str) -> None:
         message = message.strip()
         kind, _, value = message.partition(" ")
@@ -254,7 +260,7 @@ def main(stdin: IO[str], stdout: IO[str]) -> int:
     holding = Holding()
     for message in stdin:
         _step("message", functools.partial(holding.take, message))
-    if holding.released:
+    if holding.released or holding.nothing:
         return 0
     clock = WallClock()
     started = clock.now()

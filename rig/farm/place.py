@@ -217,16 +217,29 @@ class Coordinator:
         self._call("ReleasePlace", pb2.ReleasePlaceRequest(placename=place,
                                                            fromuser=holder or self.name))
 
-    def resources(self, place: str) -> dict[str, ResourceInfo]:
-        """The resources of ``place`` (acquired by this session), by their name in the place."""
+    def resources(self, place: str, *, acquired: bool = True) -> dict[str, ResourceInfo]:
+        """The resources of ``place`` by their name in the place: those this session acquired
+        with it, or (``acquired=False``) those its matches name now, without acquiring it (as
+        ``labgrid-client show`` lists them)."""
         self.sync()
         session = self._session
         try:
-            target = session.get_target_resources(session.places[place])
+            found = session.places[place]
         except KeyError:
             raise ConfigError(f"labgrid coordinator {self.address}: no place {place!r}") from None
-        except Exception as exc:  # labgrid's UserError/ServerError: not ours, orphaned, ...
-            raise HardwareError(f"labgrid place {place}: {_reason(exc)}") from None
+        if acquired:
+            try:
+                target = session.get_target_resources(found)
+            except Exception as exc:  # labgrid's UserError/ServerError: not ours, orphaned, ...
+                raise HardwareError(f"labgrid place {place}: {_reason(exc)}") from None
+        else:
+            target = {}
+            for exporter, groups in list(session.resources.items()):
+                for group, named in list(groups.items()):
+                    for name, entry in list(named.items()):
+                        match = found.getmatch((exporter, group, entry.cls, name))
+                        if match is not None:
+                            target[(match.rename or name, entry.cls)] = entry
         return {name: ResourceInfo(name, cls, dict(entry.params), bool(entry.avail))
                 for (name, cls), entry in target.items()}
 
