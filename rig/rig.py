@@ -253,9 +253,8 @@ class Rig:
         return self
 
     def _gpio_backend(self) -> Any:
-        """The GPIO backend the fault lines need. A rig with no lines needs none (a simulated
-        one stands in); on a real bus ``auto`` must find RPi.GPIO: a simulated stand-in
-        there would make every injected fault a silent no-op."""
+        """The GPIO backend the fault lines need (:func:`open_gpio`), as the rig check lists
+        it."""
         if self._gpio_override is not None:
             return self._gpio_override
         cfg = self.config.gpio

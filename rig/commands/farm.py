@@ -10,13 +10,18 @@ from __future__ import annotations
 import argparse
 
 from protocol.errors import ConfigError
+from rig.cli import HelpWithExamples, examples
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "farm", help="list a labgrid farm's places: DUT, tags, who holds them",
         description="List the places of the labgrid coordinator: name, the dut tag, all tags, "
-        "who holds each (acquired) or which reservation it is allocated to.")
+        "who holds each (acquired) or which reservation it is allocated to.",
+        formatter_class=HelpWithExamples,
+        epilog=examples("mbus-rig farm --rig rig/examples/farm.toml",
+                        "mbus-rig farm --coordinator coordinator.lab:20408",
+                        "LG_COORDINATOR=coordinator.lab mbus-rig farm"))
     parser.add_argument("--coordinator", metavar="HOST[:PORT]",
                         help="labgrid coordinator (default: the rig file's, else "
                         "$LG_COORDINATOR)")

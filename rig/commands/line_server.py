@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from protocol.errors import ConfigError
+from rig.cli import HelpWithExamples, examples
 
 DEFAULT_LISTEN = "127.0.0.1:8766"
 
@@ -20,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "line-server", help="serve a rig pair's fault lines over HTTP (farm master Pi)",
         description="Serve the fault lines of a rig file's [gpio] table over an authenticated "
         "HTTP/JSON API, for a farm's rig runs on other machines ([gpio] backend = \"remote\"). "
-        "Every line is released at start and at stop.")
+        "Every line is released at start and at stop.",
+        formatter_class=HelpWithExamples,
+        epilog=examples("mbus-rig line-server --rig /etc/mbus-rig/rig.toml "
+                        "--listen 192.168.50.1:8766 --token-file /etc/mbus-rig/lines.token",
+                        "mbus-rig line-server --rig rig.toml --token-file lines.token"))
     parser.add_argument("--rig", required=True, metavar="FILE",
                         help="rig file whose [gpio] backend and lines to serve")
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
