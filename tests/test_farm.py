@@ -110,6 +110,9 @@ def test_runs_queue_for_a_place_and_stopping_the_holder_frees_it(lab: Lab, tmp_p
             second.kill()
     out = second.stdout()
     assert f"acquired labgrid place {PLACE}" in out and "1 passed" in out
+    # the rig check ran inside the hold, on the resolved rig (the farm file has no port)
+    assert out.index(f"acquired labgrid place {PLACE}") < out.index("rig check passed") \
+        < out.index("1 passed")
     assert out.index("safe state: 5 fault line(s) released") < out.index(
         f"released labgrid place {PLACE}")
     resolved = (tmp_path / "second" / "report" / "farm-rig.toml").read_text()
