@@ -203,6 +203,16 @@ class RigConfig:
             return "hardware"
         return "loopback" if any(d.needs_tty for d in self.duts) else "sim"
 
+    def require_resolved(self) -> RigConfig:
+        """This config, unless it is a farm rig file not yet resolved for a place: that is a
+        ConfigError saying how to run it (only ``mbus-rig run``, which holds the place, and
+        ``mbus-rig safe-state`` take one)."""
+        if self.labgrid is not None:
+            raise ConfigError(f"{self.source}: [labgrid]: this rig is a farm place; run it with "
+                              "`mbus-rig run --rig FILE` (it acquires the place, resolves its "
+                              "resources into DIR/farm-rig.toml and checks that rig)")
+        return self
+
     def dut(self, name: str | None) -> DutConfig:
         """The DUT called ``name`` (the first one when None)."""
         if not self.duts:

@@ -236,6 +236,7 @@ class Rig:
             return self
         self._opened = True
         try:
+            self.config.require_resolved()
             if self._want_lock:
                 self.lock = RigLock(lock_path_for(self.config.name, self.config.source),
                                     rig_name=self.config.name).acquire()

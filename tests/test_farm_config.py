@@ -137,3 +137,11 @@ def test_pytest_refuses_an_unresolved_farm_rig_file() -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 4
     assert "[labgrid]: this rig is a farm place; run it with `mbus-rig run" in done.stderr
+
+
+def test_the_rig_check_refuses_an_unresolved_farm_rig_file(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rig", "check", str(FARM)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "farm.toml: [labgrid]: this rig is a farm place; run it with `mbus-rig run" in err
