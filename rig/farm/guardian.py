@@ -105,8 +105,9 @@ class Guardian:
             ready, _, _ = select.select([self._proc.stdout], [], [], READY_S)
             answer = self._proc.stdout.readline().decode(errors="replace").strip() if ready else ""
             if answer != "ready":
-                raise HardwareError(f"the place's guardian did not start within {READY_S:g} s "
-                                    f"(see {self.log})")
+                code = self._proc.poll()
+                how = f"exited {code}" if code is not None else f"no answer within {READY_S:g} s"
+                raise HardwareError(f"the place's guardian did not start ({how})")
         except BaseException:
             self._end()
             raise
