@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the rig and its tests need on a fresh Debian machine (or a Raspberry Pi):
-# a virtualenv in .venv with the project (editable) and its dev and farm (labgrid) extras; the
-# pinned Allure CLI from npm (for the HTML report) in .tools/; Debian's chromium (for the
-# report screenshot test) and ser2net (labgrid-exporter serves serial ports with it).
+# a virtualenv in .venv with the project (editable) and its dev, farm (labgrid) and docs
+# (MkDocs, for the documentation site) extras; the pinned Allure CLI from npm (for the HTML
+# report) in .tools/; Debian's chromium (for the report screenshot test) and ser2net
+# (labgrid-exporter serves serial ports with it).
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev,farm]"
+.venv/bin/python -m pip install -q -e ".[dev,farm,docs]"
 
 ALLURE_VERSION=3.18.0
 if command -v npm >/dev/null 2>&1; then
