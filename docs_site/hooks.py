@@ -5,8 +5,9 @@ are at build time (no copy that could drift). Every page's links are written for
 repository, so they work on GitHub; here each relative link is resolved in the repository
 and pointed at where its target is in the site (``docs/rig-files.md`` from README.md is
 ``rig-files.md`` on the front page; ``../../docs/mbus-facts.md`` from hardware/docs/ is
-``../mbus-facts.md``). A link to a repository file that is not in the site is left as it
-is, and ``mkdocs build --strict`` names it.
+``../mbus-facts.md``). A link to a repository file that is not in the site (a licence, a
+source file) becomes its path as text; a link to nothing is left as it is, and
+``mkdocs build --strict`` names it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ OUTSIDE_DOCS: tuple[tuple[str, str], ...] = (
     ("hardware/docs/", "hardware/"),
 )
 
-_LINK = re.compile(r"(\]\()(<?)([^)\s>]+)(>?\))")
+_LINK = re.compile(r"\[([^\]]*)\]\(<?([^)\s>]+)>?\)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
@@ -57,32 +58,49 @@ def repository_path(site_file: str) -> str:
     return "docs/" + site_file
 
 
-def site_link(page: str, target: str) -> str:
+def resolve(page: str, target: str) -> str | None:
+    """The repository path a relative link ``target`` in the repository file ``page`` points
+    at, without its anchor (None: a URL, an anchor in the page, or an absolute path)."""
+    if _SCHEME.match(target) or target.startswith(("#", "/")):
+        return None
+    path = target.partition("#")[0]
+    return posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
+
+
+def site_link(page: str, target: str) -> str | None:
     """The link ``target``, written in the repository file ``page``, as the site needs it.
 
-    Links with a scheme, anchors within the page and targets that are not in the site come
-    back unchanged."""
-    if _SCHEME.match(target) or target.startswith(("#", "/")):
-        return target
-    path, hash_, anchor = target.partition("#")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
-    in_site = site_path(resolved)
+    None: it points at a repository file or folder that is not in the site. URLs, anchors
+    within the page and links to nothing come back unchanged."""
+    resolved = resolve(page, target)
     own = site_path(page)
-    if in_site is None or own is None or resolved.startswith("../"):
+    if resolved is None or own is None or resolved.startswith("../"):
         return target
-    return posixpath.relpath(in_site, posixpath.dirname(own) or ".") + hash_ + anchor
+    in_site = site_path(resolved)
+    if in_site is None:
+        return None if (REPOSITORY / resolved).exists() else target
+    anchor = target.partition("#")[1:]
+    return posixpath.relpath(in_site, posixpath.dirname(own) or ".") + "".join(anchor)
+
+
+def _site_link_markdown(page: str, match: re.Match[str]) -> str:
+    text, target = match.group(1), match.group(2)
+    link = site_link(page, target)
+    if link is None:
+        path = resolve(page, target)
+        return text if path and path in text else f"{text} (`{path}`)"
+    return f"[{text}]({link})"
 
 
 def site_markdown(page: str, markdown: str) -> str:
     """``markdown`` of the repository file ``page`` with every link outside code blocks made
-    a site link (:func:`site_link`)."""
+    a site link (:func:`site_link`), or text where its target is not in the site."""
     out, fenced = [], False
     for line in markdown.splitlines(keepends=True):
         if _FENCE.match(line):
             fenced = not fenced
         elif not fenced:
-            line = _LINK.sub(lambda m: m.group(1) + m.group(2) + site_link(page, m.group(3))
-                             + m.group(4), line)
+            line = _LINK.sub(lambda m: _site_link_markdown(page, m), line)
         out.append(line)
     return "".join(out)
 

@@ -4,7 +4,7 @@ Everything is checked here, before anything touches hardware: a wrong file raise
 :class:`ConfigError` naming the file, the key and what is allowed. The built-in simulated rig
 (``--rig sim``) needs no file: :func:`builtin_sim_config`.
 
-Schema (see ``rig/examples/*.toml`` and README.md "Rig files")::
+Schema (see ``rig/examples/*.toml`` and docs/rig-files.md, which lists every key)::
 
     name = "bench"                      # optional, shown in reports
     [master]  port = "/dev/ttyAMA0" | "mbussim://NAME" | "socket://host:port"
@@ -86,6 +86,16 @@ NETWORK_PORT_SCHEMES: tuple[str, ...] = ("rfc2217://", "socket://")
 #: Limits of the ``[labgrid]`` timeouts, seconds.
 LABGRID_TIMEOUT_MAX = 7 * 24 * 3600.0
 
+#: The keys each table of a rig file takes (docs/rig-files.md documents every one).
+TOP_KEYS: tuple[str, ...] = ("name", "master", "bus", "gpio", "dut", "report", "labgrid")
+MASTER_KEYS: tuple[str, ...] = ("port", "baud", "echo", "retries", "read_latency")
+BUS_KEYS: tuple[str, ...] = ("kind", "seed", "sim")
+GPIO_KEYS: tuple[str, ...] = ("backend", "lines", "url", "token_file")
+LINE_KEYS: tuple[str, ...] = ("role", "pin", "active_high", "name")
+REPORT_KEYS: tuple[str, ...] = ("standard_url", "pages")
+LABGRID_KEYS: tuple[str, ...] = ("place", "tags", "coordinator", "connect_timeout",
+                                 "acquire_timeout")
+
 
 @dataclass(frozen=True, slots=True)
 class MasterConfig:
@@ -129,7 +139,7 @@ class GpioConfig:
 
 @dataclass(frozen=True, slots=True)
 class LabgridConfig:
-    """``[labgrid]``: the rig is a place of a labgrid farm (README.md "The rig farm").
+    """``[labgrid]``: the rig is a place of a labgrid farm (docs/farm.md).
 
     ``mbus-rig run`` reserves a place matching ``place`` (its name) and ``tags``, acquires
     it and resolves the master port, fault lines and agent URL from its resources."""
@@ -398,17 +408,13 @@ def _names(types: tuple[type, ...]) -> str:
 def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None = None) -> RigConfig:
     """Validate a parsed rig file; relative paths (profiles, token files) resolve against
     ``base`` (the rig file's folder)."""
-    top = _Table(dict(data), source, "", ("name", "master", "bus", "gpio", "dut", "report",
-                                          "labgrid"))
+    top = _Table(dict(data), source, "", TOP_KEYS)
     base = base or Path.cwd()
-    labgrid = (_labgrid(_Table(top.get("labgrid", dict), source, "labgrid", (
-        "place", "tags", "coordinator", "connect_timeout", "acquire_timeout")))
-        if "labgrid" in top.data else None)
-    bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", ("kind", "seed", "sim")),
-               farm=labgrid is not None)
+    labgrid = (_labgrid(_Table(top.get("labgrid", dict), source, "labgrid", LABGRID_KEYS))
+               if "labgrid" in top.data else None)
+    bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", BUS_KEYS), farm=labgrid is not None)
     master = _master(top.get("master", dict, {}), source, bus, farm=labgrid is not None)
-    gpio = _gpio(_Table(top.get("gpio", dict, {}), source, "gpio",
-                        ("backend", "lines", "url", "token_file")), bus, base,
+    gpio = _gpio(_Table(top.get("gpio", dict, {}), source, "gpio", GPIO_KEYS), bus, base,
                  farm=labgrid is not None)
     dut_tables = top.get("dut", list, [])
     duts: list[DutConfig] = []
@@ -422,8 +428,7 @@ def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None 
         if addresses.count(address) > 1:
             raise ConfigError(f"{source}: dut: two DUTs at primary address {address}")
     name = top.get("name", str, Path(source).stem)
-    report = _report(_Table(top.get("report", dict, {}), source, "report",
-                            ("standard_url", "pages")))
+    report = _report(_Table(top.get("report", dict, {}), source, "report", REPORT_KEYS))
     return RigConfig(name=name, source=source, master=master, bus=bus, gpio=gpio,
                      duts=tuple(duts), report=report, labgrid=labgrid)
 
@@ -486,7 +491,7 @@ def _bus(t: _Table, *, farm: bool = False) -> BusConfig:
 
 
 def _master(raw: Any, source: str, bus: BusConfig, *, farm: bool = False) -> MasterConfig:
-    t = _Table(raw, source, "master", ("port", "baud", "echo", "retries", "read_latency"))
+    t = _Table(raw, source, "master", MASTER_KEYS)
     if farm and "port" in t.data:
         t.fail("port", "comes from the labgrid place (its NetworkSerialPort): leave it out")
     default_port = SIM_URL_SCHEME + "sim" if bus.simulated else ("" if farm else None)
@@ -529,7 +534,7 @@ def _gpio(t: _Table, bus: BusConfig, base: Path | None = None, *,
         t.fail("url" if url is not None else "token_file", "only for backend = \"remote\"")
     lines: list[LineConfig] = []
     for index, raw in enumerate(t.get("lines", list, [])):
-        lt = _Table(raw, t.source, f"gpio.lines[{index}]", ("role", "pin", "active_high", "name"))
+        lt = _Table(raw, t.source, f"gpio.lines[{index}]", LINE_KEYS)
         lt.get("role", str, required=True)
         lt.get("pin", int, required=True)
         role = lt.choice("role", tuple(LINE_ROLES), "")
@@ -562,7 +567,7 @@ DUT_KEYS: tuple[str, ...] = (
     "name", "kind", "address", "secondary", "baud", "bauds", "features", "profile",
     "fabrication", "sends_fabrication", "command", "env", "cwd", "url", "token_file", "defects",
 )
-"""Keys of a ``[[dut]]`` table (README.md "Rig files")."""
+"""Keys of a ``[[dut]]`` table (docs/rig-files.md)."""
 
 
 def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig, *,
