@@ -1,5 +1,5 @@
 """The simulated M-Bus: a discrete-event, bit-level model of one segment (docs/design.md
-"The simulated bus"). See README.md, "The simulated bus".
+"The simulated bus"). See docs/simulated-bus.md.
 
 Importing this package lets ``serial.serial_for_url`` open ``mbussim://NAME`` URLs.
 """

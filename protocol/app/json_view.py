@@ -1,4 +1,4 @@
-"""The JSON shape of ``mbus-rig decode`` (README.md, "Decoding telegrams" documents every field).
+"""The JSON shape of ``mbus-rig decode`` (docs/decoding.md documents every field).
 
 {"frame": {"type", "c", "a", "ci"},
  "header": {"id", "manufacturer", "version", "medium", "medium_name", "access_number",

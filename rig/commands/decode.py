@@ -3,7 +3,7 @@
 Each file (standard input when no file is given, or for ``-``) holds hexadecimal bytes as in
 the libmbus corpus ("68 3C 3C 68 08 ..."), one or more whole frames one after another (E5,
 short, control or long frames). For every frame one JSON object is printed on its own line
-(shape: protocol.app.json_view, documented in README.md, "Decoding telegrams"); ``--table``
+(shape: protocol.app.json_view, documented in docs/decoding.md); ``--table``
 prints each telegram as a readable table instead. A frame that does not decode gives one
 line on standard error naming the file, the frame, the failed check and the byte offset
 (from the frame start); the rest of that file is skipped and the next file is read. Binary
