@@ -8,25 +8,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-import socket
-import struct
-import subprocess
 import xml.etree.ElementTree as ET
-import zlib
-from collections import Counter
 from pathlib import Path
 
 import pytest
+from offline_browser import chromium_offline, needs_chromium, png_pixels
 
 from fixtures.reporting.charts import REQUEST_FILL, WINDOW_FILL
 from fixtures.reporting.page import OUTCOME_STYLE
 from rig import cli
 from rig.commands import run as run_command
 from rig.report import find_allure, remote_references
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOT_TIMEOUT_S = 120
 
 SUITE = '''
 import pytest
@@ -115,46 +107,6 @@ def test_run_rejects_a_bad_rig_file_before_pytest(tmp_path, capsys):
     assert "master.retries: 99 is out of range" in capsys.readouterr().err
 
 
-def _png_pixels(png: bytes) -> tuple[int, int, Counter[bytes]]:
-    """Width, height and how many pixels have each RGB colour (8-bit RGB or RGBA PNG)."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    width = height = kind_of_colour = 0
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        body = png[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, kind_of_colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and kind_of_colour in (2, 6) and interlace == 0
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    bpp = 3 if kind_of_colour == 2 else 4
-    raw, stride = zlib.decompress(idat), width * bpp
-    counts: Counter[bytes] = Counter()
-    prev = bytearray(stride)
-    for y in range(height):
-        kind = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):  # undo the PNG filter of this scanline
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if kind == 1:
-                line[i] = (line[i] + a) & 255
-            elif kind == 2:
-                line[i] = (line[i] + b) & 255
-            elif kind == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif kind == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        counts.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp))
-        prev = line
-    return width, height, counts
-
-
 def _embedded_results(html: str) -> list[dict]:
     """The test results Allure 3.18's single-file report embeds (base64 JSON per result)."""
     pattern = r'"data/test-results/([0-9a-f]+)\.json","([A-Za-z0-9+/=]+)"'
@@ -168,40 +120,6 @@ def _embedded(html: str, name: str) -> dict | None:
     return json.loads(base64.b64decode(match.group(1))) if match else None
 
 
-def _page_requests(netlog: Path) -> list[str]:
-    """URLs a page opened from a file asked the network for (Chromium's net log: requests
-    whose network isolation key is the file:// page; Chromium's own update and account
-    checks have other keys)."""
-    log = json.loads(netlog.read_text())
-    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log["events"]
-            if e["type"] == start_job and str(e.get("params", {}).get(
-                "network_isolation_key", "")).startswith("file://")]
-
-
-def _chromium_offline(url: str, folder: Path, *, height: int) -> tuple[Path, list[str]]:
-    """Open ``url`` in headless Chromium with the network blocked (a proxy at a closed port,
-    no name resolution); return the screenshot and the requests the page made."""
-    assert CHROMIUM is not None
-    folder.mkdir(parents=True, exist_ok=True)
-    shot, netlog = folder / "shot.png", folder / "netlog.json"
-    with socket.socket() as closed:  # bound, never listening: every connection is refused
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-        done = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", f"--user-data-dir={folder / 'profile'}",
-             f"--proxy-server=http://127.0.0.1:{port}", "--proxy-bypass-list=<-loopback>",
-             "--host-resolver-rules=MAP * ~NOTFOUND", f"--log-net-log={netlog}",
-             f"--window-size=1280,{height}", "--virtual-time-budget=8000",
-             f"--screenshot={shot}", url],
-            capture_output=True, text=True, timeout=SCREENSHOT_TIMEOUT_S)
-    assert shot.exists() and netlog.exists(), done.stderr[-2000:]
-    return shot, _page_requests(netlog)
-
-
-needs_chromium = pytest.mark.skipif(CHROMIUM is None,
-                                    reason="chromium is not installed (scripts/setup.sh)")
 needs_allure = pytest.mark.skipif(find_allure() is None, reason="the Allure 3 CLI is not "
                                   "installed (scripts/setup.sh puts it in .tools/)")
 
@@ -224,7 +142,7 @@ def two_reports(tmp_path_factory) -> tuple[Path, str, str]:
 
 @needs_chromium
 @needs_allure
-def test_html_report_charts_are_visible_in_headless_chromium_offline(two_reports, tmp_path):
+def test_html_report_charts_are_visible_in_headlesschromium_offline(two_reports, tmp_path):
     report, _first, text = two_reports
     assert "<html" in text.lower() and len(text) > 100_000  # one file with everything inline
     assert not (report / "data").exists()  # nothing next to it
@@ -232,10 +150,10 @@ def test_html_report_charts_are_visible_in_headless_chromium_offline(two_reports
     failed = results["test_wrong_expectation"]
     assert [c["name"] for c in failed["categories"]] == ["Protocol violation"]  # our categories
     assert results["test_skipped_on_this_rig"]["status"] == "skipped"
-    shot, requests = _chromium_offline(f"{(report / 'report.html').as_uri()}#/"
+    shot, requests = chromium_offline(f"{(report / 'report.html').as_uri()}#/"
                                        f"{failed['report_id']}", tmp_path, height=2000)
     assert requests == []  # nothing asked of the network
-    width, height, colours = _png_pixels(shot.read_bytes())
+    width, height, colours = png_pixels(shot.read_bytes())
     assert (width, height) == (1280, 2000)
     assert len(colours) > 20, "the screenshot is blank"
     # the charts' own colours: response windows (answer delays, limits, timing diagram) and
@@ -254,7 +172,7 @@ def test_offline_check_sees_a_page_that_calls_out(tmp_path):
     page = tmp_path / "calls-out.html"
     page.write_text('<html><body><p>x</p><script async src="https://www.googletagmanager.com/'
                     'gtag/js?id=G-X"></script><img src="http://example.com/a.png"></body></html>')
-    _shot, requests = _chromium_offline(page.as_uri(), tmp_path / "chromium", height=300)
+    _shot, requests = chromium_offline(page.as_uri(), tmp_path / "chromium", height=300)
     assert any("googletagmanager.com" in r for r in requests)
     assert "http://example.com/a.png" in requests
 

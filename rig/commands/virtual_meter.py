@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "simulated bus in-process (--device sim) for character-level faults. Runs until "
         "Ctrl-C / SIGTERM.",
         formatter_class=HelpWithExamples,
-        epilog=examples("mbus-rig virtual-meter --link /tmp/mbus0     # then: mbus-serial-scan /tmp/mbus0",
+        epilog=examples("mbus-rig virtual-meter --link mbus0     # then: mbus-serial-scan mbus0",
                         "mbus-rig virtual-meter --slaves 3 --tcp 127.0.0.1:5000",
                         "mbus-rig virtual-meter --profile multi-telegram --baud 9600"))
     parser.add_argument("--profile", metavar="FILE",
