@@ -30,6 +30,7 @@ OUTSIDE_DOCS: tuple[tuple[str, str], ...] = (
 _LINK = re.compile(r"\[([^\]]*)\]\(<?([^)\s>]+)>?\)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_CODE_SPAN = re.compile(r"`[^`]*`")
 
 
 def site_path(repository_path: str) -> str | None:
@@ -92,15 +93,24 @@ def _site_link_markdown(page: str, match: re.Match[str]) -> str:
     return f"[{text}]({link})"
 
 
+def table_row_for_site(line: str) -> str:
+    """A table row with ``\\|`` in its code spans (how GitHub reads a pipe inside code in a
+    table cell) as the ``|`` Python-Markdown wants there (it keeps code spans whole)."""
+    if not line.lstrip().startswith("|"):
+        return line
+    return _CODE_SPAN.sub(lambda m: m.group(0).replace("\\|", "|"), line)
+
+
 def site_markdown(page: str, markdown: str) -> str:
     """``markdown`` of the repository file ``page`` with every link outside code blocks made
-    a site link (:func:`site_link`), or text where its target is not in the site."""
+    a site link (:func:`site_link`), or text where its target is not in the site, and pipes
+    in table cells' code as the site's Markdown reads them (:func:`table_row_for_site`)."""
     out, fenced = [], False
     for line in markdown.splitlines(keepends=True):
         if _FENCE.match(line):
             fenced = not fenced
         elif not fenced:
-            line = _LINK.sub(lambda m: _site_link_markdown(page, m), line)
+            line = table_row_for_site(_LINK.sub(lambda m: _site_link_markdown(page, m), line))
         out.append(line)
     return "".join(out)
 

@@ -54,12 +54,12 @@ def _usage(parser: argparse.ArgumentParser) -> str:
 
 def _flags(action: argparse.Action) -> str:
     if not action.option_strings:
-        return f"`{action.metavar or action.dest}`"
+        return f"`{action.metavar or action.dest}`".replace("|", "\\|")
     value = ""
     if action.nargs != 0:
         metavar = action.metavar or action.dest.upper()
         value = " " + (" ".join(metavar) if isinstance(metavar, tuple) else str(metavar))
-    return ", ".join(f"`{flag}{value}`" for flag in action.option_strings)
+    return ", ".join(f"`{flag}{value}`" for flag in action.option_strings).replace("|", "\\|")
 
 
 def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
