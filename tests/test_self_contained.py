@@ -175,3 +175,32 @@ def test_every_relative_markdown_link_reaches_a_repository_file():
 def test_heading_anchors_are_githubs():
     text = "# Rig files\n## `[[dut]]`\n## Outside DUTs: program, black box, agent\n```\n# no\n```"
     assert heading_anchors(text) == {"rig-files", "dut", "outside-duts-program-black-box-agent"}
+
+
+_CITATION = re.compile(r"\b([\w-]+\.md)[,:]? \"([^\"]+)\"")
+
+
+def test_citations_of_a_docs_page_name_what_is_on_it():
+    """``docs/mbus-facts.md "Timing"`` in a docstring or page: the page exists in docs/ (or
+    hardware/docs/) and has that heading or text."""
+    pages = {p.name: p for folder in ("docs", "hardware/docs")
+             for p in (REPOSITORY / folder).glob("*.md")}
+    wrong, checked = [], 0
+    for path in tracked_files():
+        text = _text(path)
+        if text is None or path.startswith("tests/data/"):
+            continue
+        for match in _CITATION.finditer(text):
+            # a citation may wrap onto a comment line: "Outside\n# DUTs"
+            name, cited = match.group(1), " ".join(match.group(2).replace("#", " ").split())
+            if name == "README.md":
+                wrong.append(f"{path}: cites README.md {cited!r}: the user guide is in docs/")
+                continue
+            if name not in pages:
+                continue
+            checked += 1
+            target = " ".join(pages[name].read_text(encoding="utf-8").split()).lower()
+            if cited.lower() not in target:
+                wrong.append(f"{path}: cites {name} {cited!r}, which it does not have")
+    assert checked > 20
+    assert wrong == []

@@ -15,8 +15,8 @@ pytest plugin) and keeps the same facts on the function as :class:`ScenarioMeta`
 Clause references live in :data:`CLAUSES`, one table, so a reference checked against the
 standard is corrected in one place. They name the part of EN 13757 and the topic; section
 numbers are not given because they differ between editions (2004, 2013, 2018) and the facts
-here come from docs/mbus-facts.md, not from the standard's text (docs/mbus-facts.md: "Clause numbers are for labels
-and docs").
+here come from docs/mbus-facts.md, not from the standard's text (docs/mbus-facts.md: "Clause
+references").
 """
 
 from __future__ import annotations
