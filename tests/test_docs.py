@@ -76,6 +76,7 @@ RIG_FILE_TABLES = {
     "`[gpio]`": config.GPIO_KEYS + config.LINE_KEYS + tuple(config.LINE_ROLES),
     "`[[dut]]`": config.DUT_KEYS + config.DUT_KINDS + config.PROTOCOL_CAPABILITIES,
     "`[report]`": config.REPORT_KEYS,
+    "`[labgrid]`": config.LABGRID_KEYS,
 }
 
 

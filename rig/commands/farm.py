@@ -2,7 +2,7 @@
 
 The coordinator is ``--coordinator``, else a ``--rig`` file's ``[labgrid] coordinator``, else
 ``$LG_COORDINATOR`` (labgrid's own tools take the same variable). Exit 2 with one line when
-labgrid is not installed or the coordinator does not answer. README.md "The rig farm".
+labgrid is not installed or the coordinator does not answer. docs/farm.md.
 """
 
 from __future__ import annotations

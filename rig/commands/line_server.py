@@ -2,7 +2,7 @@
 
 The lines are the ``[gpio]`` table of a rig file (backend and ``[[gpio.lines]]``); every
 request needs the bearer token of ``--token-file``. A farm's place names the server with an
-``MBusFaultLines`` resource (README.md "The rig farm"). Every line is released when the
+``MBusFaultLines`` resource (docs/farm.md). Every line is released when the
 server starts and when it stops (SIGINT, SIGTERM). Unit: hardware/docs/mbus-rig-lines.service.
 """
 

@@ -1,4 +1,4 @@
-"""The rig farm: rig pairs shared through labgrid's coordinator (README.md "The rig farm").
+"""The rig farm: rig pairs shared through labgrid's coordinator (docs/farm.md).
 
 - :mod:`rig.farm.lines`: the rig pair's fault lines over HTTP (the line server on the master
   Pi, and the ``remote`` GPIO backend the rig drives them with);

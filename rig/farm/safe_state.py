@@ -1,5 +1,5 @@
 """``mbus-rig safe-state`` for a farm rig file: a place's fault lines released without holding
-the place (README.md "The rig farm").
+the place (docs/farm.md).
 
 The place's resources are read from the coordinator as its matches name them, without
 acquiring it (the holder may be the run that died, and acquiring a free place could take it
