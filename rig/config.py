@@ -40,6 +40,7 @@ from protocol.link.master import DEFAULT_RETRIES, MAX_READ_LATENCY, MAX_RETRIES
 from protocol.timing import BAUD_RATES, DEFAULT_BAUD
 
 from .standard_link import template_problem
+from .master_config import MASTER_CAPABILITIES, ROLES, MasterSettings, master_capabilities
 
 Mode = Literal["sim", "loopback", "hardware"]
 DutKind = Literal["emulated", "program", "black-box", "agent"]
@@ -58,7 +59,7 @@ RIG_CAPABILITIES: tuple[str, ...] = (
     "control", "power_fault", "disconnect", "short", "collision_injector", "noise", "multi_slave",
     "parity",
 )
-CAPABILITIES: tuple[str, ...] = PROTOCOL_CAPABILITIES + RIG_CAPABILITIES
+CAPABILITIES: tuple[str, ...] = PROTOCOL_CAPABILITIES + RIG_CAPABILITIES + MASTER_CAPABILITIES
 
 #: Fault-line roles (hardware/lines.py) and the capability each gives the rig.
 LINE_ROLES: dict[str, str | None] = {
@@ -95,6 +96,7 @@ LINE_KEYS: tuple[str, ...] = ("role", "pin", "active_high", "name")
 REPORT_KEYS: tuple[str, ...] = ("standard_url", "pages")
 LABGRID_KEYS: tuple[str, ...] = ("place", "tags", "coordinator", "connect_timeout",
                                  "acquire_timeout")
+NO_MASTER_PORT = "(none: the DUT is the master)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,8 @@ class DutConfig:
     defects: frozenset[str] = frozenset()  # emulated: named defects switched on
     meter_profile: Any = field(default=None, compare=False, repr=False)
     """The loaded profile: an emulated DUT's meter; for other kinds what it is known to send."""
+    role: str = "slave"  # "master": the DUT is a master (rig/master_config.py)
+    master: MasterSettings | None = None  # role "master": commands, output, retries ...
 
     @property
     def supported_bauds(self) -> tuple[int, ...]:
@@ -181,9 +185,14 @@ class DutConfig:
         return self.bauds or tuple(getattr(self.meter_profile, "bauds", None) or (self.baud,))
 
     @property
+    def is_master(self) -> bool:
+        return self.role == "master"
+
+    @property
     def needs_tty(self) -> bool:
-        """An outside program joins the simulated bus through a pty ({tty} in its command)."""
-        return bool(self.command)
+        """An outside program joins the simulated bus through a pty ({tty} in its command;
+        a master program through {tty} or {tcp}): the bus then runs in real time."""
+        return bool(self.command) or (self.master is not None and self.kind == "program")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +233,11 @@ class RigConfig:
         return self
 
     def dut(self, name: str | None) -> DutConfig:
-        """The DUT called ``name`` (the first one when None)."""
+        """The DUT called ``name`` (when None: the master of a master rig, else the first)."""
         if not self.duts:
             raise ConfigError(f"{self.source}: no [[dut]] in the rig file")
-        if name is None:
-            return self.duts[0]
+        if name is None:  # a master rig tests its master; its other DUTs are the meters
+            return next((d for d in self.duts if d.is_master), self.duts[0])
         for dut in self.duts:
             if dut.name == name:
                 return dut
@@ -246,13 +255,15 @@ class RigConfig:
         more slaves (the simulated bus can add
         them; on a real bus only when the rig file lists several DUTs)."""
         caps = set(dut.features) | self.line_capabilities
+        if dut.is_master:
+            caps |= master_capabilities(dut)
         if dut.needs_tty:
             # A pseudo-terminal carries neither the parity bit nor bus power: a DUT joined
             # through one cannot see a parity error, nor lose its supply with the bus.
             caps.discard("power_fault")
         elif not self.master.port.startswith(NETWORK_PORT_SCHEMES):
             caps.add("parity")
-        if dut.kind in ("emulated", "agent"):
+        if dut.kind in ("emulated", "agent") and not dut.is_master:
             caps.add("control")
         if self.bus.simulated or len(self.duts) > 1:
             caps.add("multi_slave")
@@ -413,7 +424,11 @@ def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None 
     labgrid = (_labgrid(_Table(top.get("labgrid", dict), source, "labgrid", LABGRID_KEYS))
                if "labgrid" in top.data else None)
     bus = _bus(_Table(top.get("bus", dict, {}), source, "bus", BUS_KEYS), farm=labgrid is not None)
-    master = _master(top.get("master", dict, {}), source, bus, farm=labgrid is not None)
+    raw_duts = top.data.get("dut")
+    master_dut = isinstance(raw_duts, list) and any(
+        isinstance(d, dict) and d.get("role") == "master" for d in raw_duts)
+    master = _master(top.get("master", dict, {}), source, bus, farm=labgrid is not None,
+                     port_required=not master_dut)
     gpio = _gpio(_Table(top.get("gpio", dict, {}), source, "gpio", GPIO_KEYS), bus, base,
                  farm=labgrid is not None)
     dut_tables = top.get("dut", list, [])
@@ -423,6 +438,11 @@ def config_from_dict(data: Mapping[str, Any], source: str, *, base: Path | None 
         if any(d.name == dut.name for d in duts):
             raise ConfigError(f"{source}: dut[{index}].name: {dut.name!r} is used twice")
         duts.append(dut)
+    masters = [d for d in duts if d.is_master]
+    if masters:
+        from .master_config import check_master_rig
+
+        check_master_rig(source, bus, duts)
     addresses = [d.address for d in duts if d.address]
     for address in addresses:
         if addresses.count(address) > 1:
@@ -490,10 +510,14 @@ def _bus(t: _Table, *, farm: bool = False) -> BusConfig:
     return BusConfig(kind=kind, seed=seed, sim=params)  # type: ignore[arg-type]
 
 
-def _master(raw: Any, source: str, bus: BusConfig, *, farm: bool = False) -> MasterConfig:
+def _master(raw: Any, source: str, bus: BusConfig, *, farm: bool = False,
+            port_required: bool = True) -> MasterConfig:
     t = _Table(raw, source, "master", MASTER_KEYS)
     if farm and "port" in t.data:
         t.fail("port", "comes from the labgrid place (its NetworkSerialPort): leave it out")
+    if not port_required and not bus.simulated and "port" not in t.data:
+        # the DUT is the master: the rig has no master port of its own on this bus
+        return MasterConfig(port=NO_MASTER_PORT, baud=t.baud("baud", DEFAULT_BAUD))
     default_port = SIM_URL_SCHEME + "sim" if bus.simulated else ("" if farm else None)
     port = t.get("port", str, default_port, required=default_port is None)
     if bus.simulated and not port.startswith(SIM_URL_SCHEME):
@@ -572,11 +596,16 @@ DUT_KEYS: tuple[str, ...] = (
 
 def _dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig, *,
          farm: bool = False) -> DutConfig:
-    t = _Table(raw, source, where, DUT_KEYS)
+    if isinstance(raw, dict) and raw.get("role") == "master":
+        from .master_config import master_dut
+
+        return master_dut(raw, source, where, base, bus)
+    t = _Table(raw, source, where, (*DUT_KEYS, "role"))
     name = t.get("name", str, required=True)
     if not _NAME.match(name):
         t.fail("name", f"{name!r}: use letters, digits, '_', '.', '-'")
     t.where = f"dut.{name}"
+    t.choice("role", ROLES, "slave")
     kind = t.choice("kind", DUT_KINDS, "emulated")
     address = t.int_range("address", 0, 0, PRIMARY_MAX) if "address" in t.data else None
     secondary = _secondary(t)

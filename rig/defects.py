@@ -37,6 +37,19 @@ def slave_defects() -> dict[str, str]:
 
 register(SLAVE, slave_defects)
 
+MASTER = "master"
+"""A master under test (rig file ``role = "master"``): the test master's defects."""
+
+
+def master_defects() -> dict[str, str]:
+    """The test master's defects (rig/defective_master.py)."""
+    from .defective_master import MASTER_DEFECTS
+
+    return dict(MASTER_DEFECTS)
+
+
+register(MASTER, master_defects)
+
 
 def dut_role(dut: Any) -> str:
     """The role of a DUT (its rig-file ``role`` where it has one, else a slave)."""

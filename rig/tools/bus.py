@@ -285,11 +285,22 @@ def load_profile_arg(spec: str | None) -> MeterProfile | None:
     return read_profile(spec, "--profile")
 
 
+InProcessBus = Callable[[argparse.Namespace], BusSession]
+
+IN_PROCESS: dict[str, InProcessBus] = {}
+"""Buses this process provides by device name: the master suite runs the tools as its
+emulated master on the rig's simulated bus and virtual clock (rig/master_dut.py). The
+factory gets the parsed arguments (baud, retries, timeout, echo) and returns the session."""
+
+
 @contextmanager
 def open_bus(args: argparse.Namespace) -> Iterator[BusSession]:
     """Open ``args.device`` with the common bus options; print the trace on --verbose."""
     count = parse_sim_device(args.device)
-    if count is None:
+    factory = IN_PROCESS.get(args.device)
+    if factory is not None:
+        session = factory(args)
+    elif count is None:
         if args.profile is not None:
             raise ConfigError("--profile applies to the simulated bus (--device sim or sim:N) only")
         session = open_serial(args.device, baud=args.baud, retries=args.retries,
