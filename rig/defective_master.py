@@ -27,10 +27,12 @@ from hardware.clock import Clock
 from hardware.port import BusPort
 from protocol.chars import RxChar, WireBytes, as_wire
 from protocol.errors import ConfigError
-from protocol.fields import ADDRESS_SELECTED, CI, FCB, FCV, FUNCTION_MASK, Function
+from protocol.fields import ADDRESS_SELECTED, FCB, FCV, FUNCTION_MASK, Function
 from protocol.framer import FrameReceived
-from protocol.frames import LongFrame, encode
-from protocol.link.master import MAX_RETRIES, MasterLink, Outcome, Request, req_ud2
+from protocol.identity import SecondaryAddress
+from protocol.link.master import MAX_RETRIES, MasterLink, Outcome, Request
+from protocol.link.search import ReadProbe, SelectProbe
+from protocol.link.selection import WILDCARD
 from rig.master import MAX_PAGES, Exchange, Master, Reply
 
 MASTER_DEFECTS: dict[str, str] = {
@@ -57,7 +59,6 @@ MASTER_DEFECTS: dict[str, str] = {
 
 EARLY_FRACTION = 0.5
 """``gives_up_early`` listens this fraction of the response window."""
-_HEX_FIELDS = slice(4, 8)  # selection data: ID (4 BCD bytes), manufacturer 2, version, medium
 
 
 def check_defects(names: Iterable[str]) -> frozenset[str]:
@@ -87,7 +88,7 @@ class DefectiveLink(MasterLink):
         deadline = super().next_deadline
         if (deadline is not None and "no_inter_frame_idle" in self.defects and self._chars
                 and any(isinstance(e, FrameReceived) for e in self._events)):
-            return min(deadline, self._chars[-1].time)
+            return min(deadline, self._chars[-1].time + 0.5 / self.baud)  # its stop bit's end
         return deadline
 
     def _earliest(self, now: float) -> float:
@@ -175,11 +176,6 @@ def _is_fcv_request(data: bytes) -> bool:
                                             Function.REQ_UD1 & FUNCTION_MASK))
 
 
-def _is_selection(request: Request) -> bool:
-    return (request.kind == "snd_ud" and request.address == ADDRESS_SELECTED
-            and request.ci in (CI.SELECTION, CI.SELECTION_56))
-
-
 class TestMaster(Master):
     """The project's master with ``defects`` switched on (none: exactly ``Master``)."""
 
@@ -199,39 +195,32 @@ class TestMaster(Master):
             self.retries = max(0, retries - 1)
         if "retries_too_many" in self.defects:
             self.retries = min(MAX_RETRIES, retries + 1)
-        self._searching = False
+        self._read_ahead: tuple[Outcome, SecondaryAddress | None, int | None] | None = None
         self._stuck_at: int | None = None
 
     def run(self, request: Request) -> Exchange:
-        if self._searching and "skips_hex_digits" in self.defects and _is_selection(request):
-            if any(nibble in range(0xA, 0xF) for byte in request.data[_HEX_FIELDS]
-                   for nibble in (byte >> 4, byte & 0x0F)):
-                return self._not_sent(request)
         exchange = super().run(request)
-        if (self._searching and "stops_search_at_merged_e5" in self.defects
-                and _is_selection(request) and exchange.outcome is Outcome.ACK
-                and super().run(req_ud2(ADDRESS_SELECTED)).outcome is not Outcome.FRAME):
-            return replace(exchange, outcome=Outcome.NONE)
         if ("never_toggles_fcb" in self.defects and request.address is not None
                 and request.kind in ("req_ud2", "req_ud1")):
             self.link.reset_fcb(request.address)
         return exchange
 
-    def _not_sent(self, request: Request) -> Exchange:
-        """What the master makes of a probe it skips: as if nobody had answered."""
-        frame = LongFrame(0x53, ADDRESS_SELECTED, request.ci, request.data)
-        now = self.clock.now()
-        return Exchange(request=WireBytes(encode(frame)), address=request.address,
-                        baud=self.baud, expect=request.expect, outcome=Outcome.NONE,
-                        frame=None, error=None, chars=(), request_end=now,
-                        first_char_time=None, response_delay=None, attempts=0, history=())
-
-    def search_secondary(self, *args: Any, **kwargs: Any) -> Any:
-        self._searching = True
-        try:
-            return super().search_secondary(*args, **kwargs)
-        finally:
-            self._searching = False
+    def search_probe(self, probe: SelectProbe | ReadProbe, select_retries: int = 0
+                     ) -> tuple[Outcome, SecondaryAddress | None, int | None]:
+        if isinstance(probe, ReadProbe) and self._read_ahead is not None:
+            read, self._read_ahead = self._read_ahead, None
+            return read  # the read the master already made of this selection
+        if (isinstance(probe, SelectProbe) and "skips_hex_digits" in self.defects
+                and any(ch in "ABCDE" for ch in probe.mask.digits[8:])):
+            return Outcome.NONE, None, None  # never sent: taken for nobody there
+        result = super().search_probe(probe, select_retries)
+        if (isinstance(probe, SelectProbe) and "stops_search_at_merged_e5" in self.defects
+                and result[0] is Outcome.ACK and WILDCARD in probe.mask.digits):
+            read = super().search_probe(ReadProbe(), select_retries)
+            if read[0] is not Outcome.FRAME:
+                return Outcome.NONE, None, None  # "one slave" that reads garbled: given up
+            self._read_ahead = read
+        return result
 
     def read_all(self, address: int, *, reset: bool | None = None,
                  max_pages: int = MAX_PAGES) -> list[Reply]:

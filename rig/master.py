@@ -473,20 +473,25 @@ class Master:
         search = SecondarySearch(_mask(mask, None))
         started = self.clock.now()
         while (probe := search.next_probe()) is not None:
-            if isinstance(probe, SelectProbe):
-                exchange = self.run(replace(snd_ud(ADDRESS_SELECTED, CI.SELECTION,
-                                                   probe.mask.to_bytes(),
-                                                   retries=select_retries), probe=True))
-                search.report(exchange.outcome)
-            else:
-                assert isinstance(probe, ReadProbe)
-                exchange = self.run(replace(req_ud2(ADDRESS_SELECTED), probe=True))
-                header = self._header_of(exchange)
-                search.report(exchange.outcome, _secondary(header),
-                              None if header is None else header.access_number)
+            search.report(*self.search_probe(probe, select_retries))
             if progress is not None:
                 progress(replace(search.result, duration=self.clock.now() - started))
         return replace(search.result, duration=self.clock.now() - started)
+
+    def search_probe(self, probe: SelectProbe | ReadProbe, select_retries: int = 0
+                     ) -> tuple[Outcome, SecondaryAddress | None, int | None]:
+        """Make one probe of a secondary search: its outcome, and for a read the secondary
+        address and access number of a clean RSP_UD (what ``SecondarySearch.report``
+        takes)."""
+        if isinstance(probe, SelectProbe):
+            exchange = self.run(replace(snd_ud(ADDRESS_SELECTED, CI.SELECTION,
+                                               probe.mask.to_bytes(), retries=select_retries),
+                                        probe=True))
+            return exchange.outcome, None, None
+        exchange = self.run(replace(req_ud2(ADDRESS_SELECTED), probe=True))
+        header = self._header_of(exchange)
+        return (exchange.outcome, _secondary(header),
+                None if header is None else header.access_number)
 
     def secondary_of(self, exchange: Exchange) -> SecondaryAddress | None:
         """The secondary address in a clean RSP_UD's fixed header, else None."""

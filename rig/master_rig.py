@@ -29,6 +29,10 @@ from .rig import NotSupportedError, Rig
 
 SETTLE_LIMIT_S = 60.0
 """Bus time the rig waits at most for the bus to fall quiet around an operation."""
+REALTIME_SLACK_S = 0.02
+"""How much later than on the bus an outside program may see a character in real time (the
+pseudo-terminal bridge's threads): timing scenarios that put an answer at the edge of the
+response window keep this much inside it (``MasterRig.timing_slack``)."""
 
 
 def open_rig(config: RigConfig, *, dut: str | None = None, instance: str | None = None) -> Rig:
@@ -163,6 +167,11 @@ class MasterRig(Rig):
     def baud(self) -> int:
         return self._baud
 
+    @property
+    def timing_slack(self) -> float:
+        """0 on virtual time; :data:`REALTIME_SLACK_S` when the bus runs in real time."""
+        return 0.0 if self.runner is None else REALTIME_SLACK_S
+
     # --- meters -------------------------------------------------------------------------------
 
     def meters(self) -> MeterSide:
@@ -172,27 +181,22 @@ class MasterRig(Rig):
         self._meter_numbers += 1
         return f"meter{self._meter_numbers}"
 
-    def add_meter(self, profile: Any, *, nibble_wildcards: bool = False) -> Dut:
+    def add_meter(self, profile: Any) -> Dut:
         """One emulated meter (protocol.meter) with ``profile`` (its address, identity,
-        delay), joining at the rig's rate; ``nibble_wildcards``: its selection also takes F
-        in single nibbles of manufacturer, version and medium."""
+        delay), joining at the rig's rate."""
         name = self._next_name()
         caps = frozenset({"primary", "secondary"})
         made: list[Dut] = []
-
-        def build() -> None:
-            made.append(self._emulated(None, name, None, None, caps, profile=profile))
-            if nibble_wildcards:
-                core = made[0].extra["meter"].core
-                core.link.settings = replace(core.link.settings, nibble_wildcards=True)
-
-        self.bus.in_sim(build)
+        self.bus.in_sim(lambda: made.append(self._emulated(None, name, None, None, caps,
+                                                           profile=profile)))
         self._extra_slaves.append(made[0])
         return made[0]
 
-    def add_scripted(self, answer: Callable[[bytes], bytes | None], *, delay: float) -> Dut:
+    def add_scripted(self, answer: Callable[[bytes], bytes | None], *, delay: float,
+                     address: int = 0, secondary: Any = None) -> Dut:
         """A slave that answers each complete frame it hears with ``answer(frame)`` after
-        ``delay`` s (None: silence): for answers no meter gives (garbage, twice)."""
+        ``delay`` s (None: silence): for answers no meter gives (garbage, twice).
+        ``address`` and ``secondary`` are what the scenario's answers say it is."""
         from hardware.sim.scripted import ScriptedSlave
 
         name = self._next_name()
@@ -203,7 +207,7 @@ class MasterRig(Rig):
             made.append(_Scripted(self.bus, endpoint, ScriptedSlave(endpoint, answer, delay)))
 
         self.bus.in_sim(build)
-        dut = Dut(name=name, kind="scripted", address=0, secondary=None,
+        dut = Dut(name=name, kind="scripted", address=address, secondary=secondary,
                   capabilities=frozenset(), extra={"meter": made[0],
                                                    "endpoint": made[0].endpoint})
         self._extra_slaves.append(dut)
@@ -240,14 +244,46 @@ class MeterSide:
     def __init__(self, rig: MasterRig) -> None:
         self._rig = rig
         self.meters: list[Dut] = []
+        self._profiles: list[Any] = []
 
-    def add(self, profile: Any, *, nibble_wildcards: bool = False) -> Dut:
-        meter = self._rig.add_meter(profile, nibble_wildcards=nibble_wildcards)
+    def add(self, profile: Any) -> Dut:
+        meter = self._rig.add_meter(profile)
         self.meters.append(meter)
+        self._profiles.append(profile)
         return meter
 
-    def scripted(self, answer: Callable[[bytes], bytes | None], *, delay: float) -> Dut:
-        meter = self._rig.add_scripted(answer, delay=delay)
+    def reference_search(self) -> Any:
+        """The project's own secondary search over the same meters (their profiles, at the
+        rig's rate) on a bus of its own, on virtual time: the SearchResult to compare a
+        master's search with (probes, bus time)."""
+        from hardware.serial_port import SerialBusPort
+        from hardware.sim import SimBus, Simulation, VirtualClock
+        from hardware.sim.meter import SimMeter
+        from hardware.sim.registry import unregister
+        from protocol.meter import MeterCore
+        from rig.master import Master
+
+        baud = self._rig.baud
+        sim = Simulation(self._rig.config.bus.seed)
+        name = f"{self._rig.bus.name}-reference"
+        bus = SimBus(sim, master_baud=baud, name=name, trace=False)
+        try:
+            for profile in self._profiles:
+                start = replace(profile, baud=baud) if baud in profile.bauds else profile
+                SimMeter.on_bus(bus, MeterCore(start))
+            clock = VirtualClock(sim)
+            port = SerialBusPort(f"mbussim://{name}", clock, baud=baud)
+            try:
+                return Master(port, clock).search_secondary()
+            finally:
+                port.close()
+        finally:
+            unregister(name)
+
+    def scripted(self, answer: Callable[[bytes], bytes | None], *, delay: float,
+                 address: int = 0, secondary: Any = None) -> Dut:
+        meter = self._rig.add_scripted(answer, delay=delay, address=address,
+                                       secondary=secondary)
         self.meters.append(meter)
         return meter
 

@@ -229,7 +229,12 @@ def overlaps(trace: Any) -> list[tuple[TraceEntry, TraceEntry]]:
 
 def sent_telegram(answer: WireFrame) -> ReportedTelegram | None:
     """A valid RSP_UD answer as the project decodes it (None: not a decodable RSP_UD)."""
-    frame = answer.frame
+    return telegram_of(answer.frame)
+
+
+def telegram_of(frame: Frame | None) -> ReportedTelegram | None:
+    """An RSP_UD frame as the project decodes it, in the shape masters' reports are read in
+    (None: not a decodable RSP_UD)."""
     if not isinstance(frame, LongFrame | ControlFrame) or frame.ci in (CI.APPLICATION_ERROR,):
         return None
     if frame.c & PRM:
@@ -265,6 +270,5 @@ def report_problems(report: MasterReport, sent: Sequence[ReportedTelegram]) -> l
     return problems
 
 
-def quote(result: Any, report: MasterReport | None = None) -> str:
-    """How an operation ended, for a failure message."""
-    return result.describe()
+telegram_problems = telegram_differences
+"""What a reported telegram gets wrong about one sent (rig.master_output)."""

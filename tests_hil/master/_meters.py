@@ -24,10 +24,11 @@ CORPUS = ROOT / "tests" / "data" / "libmbus" / "test-frames"
 """The libmbus telegram corpus in this repository (real meters' RSP_UDs)."""
 
 CORPUS_TELEGRAMS = ("ACW_Itron-BM-plus-m", "EFE_Engelmann-WaterStar",
-                    "EMU_EMU-Professional-375-M-Bus", "Elster-F2", "ZRM_Minol-Minocal-C2",
-                    "kamstrup_382_005")
-"""Corpus telegrams replayed to the master: water, heat and electricity meters; BCD, integer
-and real values, dates, storage numbers, tariffs and subunits, VIF extensions."""
+                    "EMU_EMU-Professional-375-M-Bus", "SEN_Pollustat", "ZRM_Minol-Minocal-C2",
+                    "gmc_emmod206", "kamstrup_382_005")
+"""Corpus telegrams replayed to the master (single telegrams, no DIF 1F): water, heat and
+electricity meters; BCD, integer and real values, dates, every function, storage numbers,
+tariffs and subunits, VIF extensions."""
 
 METER_ADDRESS = 5
 DELAY_S = 0.045
@@ -36,8 +37,9 @@ DELAY_S = 0.045
 
 
 def _all_rates(profile: MeterProfile, **changes: object) -> MeterProfile:
-    return replace(profile, bauds=tuple(BAUD_RATES), response_delay=DELAY_S,
-                   **changes)  # type: ignore[arg-type]
+    settings: dict[str, object] = {"bauds": tuple(BAUD_RATES), "response_delay": DELAY_S,
+                                   **changes}
+    return replace(profile, **settings)  # type: ignore[arg-type]
 
 
 def single_meter(address: int = METER_ADDRESS, **changes: object) -> MeterProfile:
@@ -112,13 +114,13 @@ def _spread(count: int, first: float, last: float) -> list[float]:
 SEARCH_POPULATIONS = ("last_digit", "shared_prefix", "hex_fields", "merged_e5", "late", "mixed")
 
 
-def search_population(kind: str, baud: int, slack: float) -> tuple[list[MeterProfile], bool]:
-    """(meters, nibble wildcards) of an adversarial population for a secondary search.
+def search_population(kind: str, baud: int, slack: float) -> list[MeterProfile]:
+    """The meters of an adversarial population for a secondary search.
 
     ``last_digit``: ten IDs that differ only in the last digit; ``shared_prefix``: IDs that
-    share 7, 6, ... 1 leading digits; ``hex_fields``: one ID, told apart only by hex digits
-    A-E of manufacturer, version and medium (slaves that take F nibbles there, no
-    fabrication number); ``merged_e5``: two slaves answering in step to the bit, so their E5s
+    share 7, 6, ... 1 leading digits; ``hex_fields``: manufacturer, version and medium with
+    hex digits A-E, three slaves with one ID told apart only there (and by their
+    fabrication numbers, EN 13757-3 enhanced selection); ``merged_e5``: two slaves answering in step to the bit, so their E5s
     merge into one clean E5; ``late``: slaves answering late but inside the window;
     ``mixed``: the slave suite's adversarial population of ten.
     """
@@ -129,31 +131,30 @@ def search_population(kind: str, baud: int, slack: float) -> tuple[list[MeterPro
     if kind == "last_digit":
         ids = [SecondaryAddress(sec.id // 10 * 10 + d, sec.manufacturer, sec.version,
                                 sec.medium) for d in range(10)]
-        return _meters(base, ids, delays=_spread(10, early, 0.6 * window_end)), False
+        return _meters(base, ids, delays=_spread(10, early, 0.6 * window_end))
     if kind == "shared_prefix":
         ids = [sec] + [s for s in adversarial(sec, 12) if s.id != sec.id
                        and s.id // 10 != sec.id // 10]
-        return _meters(base, ids, delays=_spread(len(ids), early, 0.6 * window_end)), False
+        return _meters(base, ids, delays=_spread(len(ids), early, 0.6 * window_end))
     if kind == "hex_fields":
         man = manufacturer_code("ACJ")  # 0x046A; "ACK" is 0x046B
         ids = [SecondaryAddress(sec.id, man, 0x1A, 0x0B), SecondaryAddress(sec.id, man, 0x1A, 0x0C),
-               SecondaryAddress(sec.id, man, 0x1B, 0x0B),
-               SecondaryAddress(sec.id, manufacturer_code("ACK"), 0x1A, 0x0B)]
-        return _meters(base, ids, delays=_spread(4, early, 0.6 * window_end),
-                       fabrication=False), True
+               SecondaryAddress(sec.id, manufacturer_code("ACK"), 0x1A, 0x0B),
+               SecondaryAddress(sec.id + 1, man, 0x1B, 0x0B)]
+        return _meters(base, ids, delays=_spread(4, early, 0.6 * window_end))
     if kind == "merged_e5":
         # IDs ...78 and ...81: in step, their E5s merge into one clean E5 and their RSP_UDs
         # AND into a frame whose checksum fails
         ids = [sec, SecondaryAddress(sec.id + 3, sec.manufacturer, sec.version, sec.medium)]
-        return _meters(base, ids, delays=[early, early]), False
+        return _meters(base, ids, delays=[early, early])
     if kind == "late":
         late = late_delay(baud, slack)
         ids = [SecondaryAddress(sec.id + 10 * i, sec.manufacturer, sec.version, sec.medium)
                for i in range(3)]
-        return _meters(base, ids, delays=_spread(3, 0.8 * late, late)), False
+        return _meters(base, ids, delays=_spread(3, 0.8 * late, late))
     if kind == "mixed":
         ids = [sec, *adversarial(sec, 9)]
-        return _meters(base, ids, delays=_spread(10, early, 0.6 * window_end)), False
+        return _meters(base, ids, delays=_spread(10, early, 0.6 * window_end))
     raise ValueError(f"unknown population {kind!r} (allowed: {', '.join(SEARCH_POPULATIONS)})")
 
 
