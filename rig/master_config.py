@@ -122,6 +122,8 @@ def master_capabilities(dut: DutConfig) -> frozenset[str]:
     settings = dut.master
     assert settings is not None
     ops = set(OPERATIONS) if dut.kind == "emulated" else set(settings.commands)
+    if settings.joins_by == "tcp":
+        ops.discard("switch_baud")  # a TCP gateway has a rate of its own, no switch
     caps = {f"op_{name}" for name in ops}
     if dut.kind == "emulated" or settings.output != "none":
         caps.add("reports")
@@ -148,6 +150,13 @@ def master_dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) ->
     timeout = t.number_range("timeout", DEFAULT_TIMEOUT_S, 1.0, MAX_TIMEOUT_S)
     output = t.choice("output", OUTPUTS, "json")
     defects = frozenset(_strings(t, "defects"))
+    if defects:
+        from .defective_master import check_defects
+
+        try:
+            check_defects(defects)
+        except ConfigError as exc:
+            t.fail("defects", str(exc))
     commands = _commands(t, kind, bus)
     if kind == "emulated":
         if not bus.simulated:

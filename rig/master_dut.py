@@ -23,6 +23,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -142,6 +143,9 @@ class EmulatedMaster:
                 status = main(argv[1:])
             except SystemExit as exc:  # argparse refusing the arguments
                 status = exc.code if isinstance(exc.code, int) else 2
+            except Exception:  # noqa: BLE001 - a crash of the tools is the verdict's business
+                traceback.print_exc()  # as Python prints it for a program: a crash
+                status = 1
         return OperationResult(operation, tuple(argv), status, out.getvalue(), err.getvalue(),
                                start, self.clock.now(), wall.now() - wall_start)
 

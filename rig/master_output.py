@@ -219,8 +219,11 @@ def _libmbus_record(rec: ET.Element) -> ReportedRecord:
         unit = LIBMBUS_UNITS.get(unit_text or "", unit_text)
         value: Any = _number_or_text(value_text)
         raw = None
-    else:  # the plain XML: the value as sent, the unit text with its scale ("Energy (kWh)")
-        unit, value, raw = None, None, _number_or_text(value_text)
+    else:  # the plain XML: numbers as sent, the unit text with its scale ("Energy (kWh)");
+        # dates and texts as in the normalised form
+        parsed = _number_or_text(value_text)
+        unit, value, raw = (None, parsed, None) if isinstance(parsed, str) else (None, None,
+                                                                                 parsed)
     return ReportedRecord(function=mapped, storage=_int(_text(rec, "StorageNumber")),
                           tariff=_int(_text(rec, "Tariff")), subunit=_int(_text(rec, "Device")),
                           quantity=quantity, unit=unit, value=value, raw=raw)

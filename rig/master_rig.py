@@ -94,7 +94,8 @@ class MasterRig(Rig):
         if port.baud != args.baud:
             port.set_baud(args.baud)
         master = TestMaster(port, self.clock, retries=args.retries,
-                            defects=self.master_config.defects)
+                            defects=self.master_config.defects,
+                            read_latency=args.read_latency or 0.0)
         if args.timeout is not None:
             master.link.response_timeout = args.timeout
         return BusSession(device=args.device, master=master, clock=self.clock, port=port,

@@ -3,7 +3,8 @@
     python -m tests_hil._catalog            # rewrite docs/scenarios.md
     python -m tests_hil._catalog --check    # exit 1 if the committed file is out of date
 
-Every scenario in ``tests_hil/test_*.py`` carries a ``ScenarioMeta`` (see ``_scenario.py``):
+Every scenario in ``tests_hil/test_*.py`` (the slave suite) and ``tests_hil/master/test_*.py``
+(the master suite) carries a ``ScenarioMeta`` (see ``_scenario.py``):
 area, clause, capabilities, severity, how it fails; its docstring says what it checks. The
 parametrisations give the number of cases; the defect table comes from ``_defects.py``.
 """
@@ -18,7 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests_hil._defects import EXPECTED_FAILURES, KNOWN_GAPS, defect_descriptions
+from tests_hil._defects import (
+    EXPECTED_FAILURES,
+    KNOWN_GAPS,
+    MASTER_EXPECTED_FAILURES,
+    defect_descriptions,
+)
 from tests_hil._scenario import CLAUSES, RECOMMENDED, Clause, ScenarioMeta
 
 PACKAGE = Path(__file__).resolve().parent
@@ -110,17 +116,32 @@ MODULE_ORDER = ("test_addressing", "test_collisions", "test_frame_errors", "test
 """The catalogue's order: from addressing up to the application layer; others follow."""
 
 
-def modules() -> list[str]:
-    """The scenario modules, in catalogue order."""
-    found = {p.stem for p in PACKAGE.glob("test_*.py")}
-    return [m for m in MODULE_ORDER if m in found] + sorted(found - set(MODULE_ORDER))
+MASTER_MODULE_ORDER = ("test_request_frames", "test_request_timing", "test_transmission",
+                       "test_reported_data", "test_scanning", "test_control",
+                       "test_robustness")
+"""The master suite's order (tests_hil/master/): from the frames up to robustness."""
+
+
+def modules(folder: Path = PACKAGE, order: tuple[str, ...] = MODULE_ORDER) -> list[str]:
+    """The scenario modules of ``folder``, in catalogue order."""
+    found = {p.stem for p in folder.glob("test_*.py")}
+    return [m for m in order if m in found] + sorted(found - set(order))
 
 
 def scenarios() -> list[Entry]:
-    """Every scenario of the suite, module by module in source order."""
+    """Every scenario of the slave suite, module by module in source order."""
+    return _entries("tests_hil", modules())
+
+
+def master_scenarios() -> list[Entry]:
+    """Every scenario of the master suite (tests_hil/master/)."""
+    return _entries("tests_hil.master", modules(PACKAGE / "master", MASTER_MODULE_ORDER))
+
+
+def _entries(package: str, stems: list[str]) -> list[Entry]:
     entries: list[Entry] = []
-    for stem in modules():
-        module = importlib.import_module(f"tests_hil.{stem}")
+    for stem in stems:
+        module = importlib.import_module(f"{package}.{stem}")
         functions = [fn for name, fn in vars(module).items()
                      if name.startswith("test_") and callable(fn)]
         functions.sort(key=lambda fn: inspect.getsourcelines(fn)[1])
@@ -146,12 +167,36 @@ def _case_text(entry: Entry) -> str:
     return " x ".join(parts) if parts else "1"
 
 
-def render(entries: Iterable[Entry]) -> str:
-    """The whole Markdown page."""
-    entries = list(entries)
+def _areas(entries: list[Entry]) -> dict[str, list[Entry]]:
     areas: dict[str, list[Entry]] = {}
     for e in entries:
         areas.setdefault(e.meta.area, []).append(e)
+    return areas
+
+
+def _area_tables(areas: dict[str, list[Entry]]) -> list[str]:
+    lines: list[str] = []
+    for area, group in areas.items():
+        lines += ["", f"## {area}", "",
+                  "| scenario | clause | checks | needs | severity | fails when | cases |",
+                  "|---|---|---|---|---|---|---|"]
+        for e in group:
+            needs = ", ".join(e.meta.needs + e.case_needs) or "-"
+            severity = e.meta.severity
+            if e.recommended:
+                severity += f"; {RECOMMENDED}: " + ", ".join(r.case for r in e.recommended)
+            lines.append(
+                f"| `{e.node}` | {_cell(e.meta.clause.ref)}: {_cell(e.meta.clause.text)} | "
+                f"{_cell(e.checks)} | {needs} | {severity} | {_cell(e.meta.fails_when)} "
+                f"| {_case_text(e)} |")
+    return lines
+
+
+def render(entries: Iterable[Entry], master: Iterable[Entry] | None = None) -> str:
+    """The whole Markdown page: the slave suite, then the master suite (``master``: its
+    scenarios, default ``master_scenarios()``)."""
+    entries = list(entries)
+    areas = _areas(entries)
     lines = [
         "# Conformance scenarios",
         "",
@@ -173,19 +218,7 @@ def render(entries: Iterable[Entry]) -> str:
     for area, group in areas.items():
         lines.append(f"| [{area}](#{_anchor(area)}) | {len(group)} | "
                      f"{sum(e.cases(1) for e in group)} |")
-    for area, group in areas.items():
-        lines += ["", f"## {area}", "",
-                  "| scenario | clause | checks | needs | severity | fails when | cases |",
-                  "|---|---|---|---|---|---|---|"]
-        for e in group:
-            needs = ", ".join(e.meta.needs + e.case_needs) or "-"
-            severity = e.meta.severity
-            if e.recommended:
-                severity += f"; {RECOMMENDED}: " + ", ".join(r.case for r in e.recommended)
-            lines.append(
-                f"| `{e.node}` | {_cell(e.meta.clause.ref)}: {_cell(e.meta.clause.text)} | "
-                f"{_cell(e.checks)} | {needs} | {severity} | {_cell(e.meta.fails_when)} "
-                f"| {_case_text(e)} |")
+    lines += _area_tables(areas)
     lines += _recommended_section(entries)
     lines += ["", "## Defect detection", "",
               "Each named defect of the emulated slave, switched on with `--defect NAME`, must "
@@ -215,7 +248,54 @@ def render(entries: Iterable[Entry]) -> str:
         lines.append(f"| `{pattern}` | {_cell(why)} |")
     if not KNOWN_GAPS:
         lines.append("| (none) | |")
+    lines += _render_master(list(master) if master is not None else master_scenarios())
     return "\n".join(lines) + "\n"
+
+
+def _render_master(entries: list[Entry]) -> list[str]:
+    """The master suite's part of the page: its scenarios, its recommended scenarios and
+    its defect table."""
+    areas = _areas(entries)
+    lines = [
+        "", "# Master suite", "",
+        f"{len(entries)} scenarios in {len(areas)} areas; {sum(e.cases(1) for e in entries)} "
+        f"test cases at one baud rate, {sum(e.cases(8) for e in entries)} with `--baud all` "
+        "(before capability skips and before dropping baud switches to the same rate). They "
+        "run when the rig file's DUT has `role = \"master\"` (tests_hil/master/): the rig's "
+        "emulated meters judge the master from the wire and from what it reports. `op_NAME` "
+        "is an operation the master has a command for, `reports` that its output is read.",
+        "", "| area | scenarios | cases at one rate |", "|---|---|---|",
+    ]
+    for area, group in areas.items():
+        lines.append(f"| [{area}](#{_anchor(area)}) | {len(group)} | "
+                     f"{sum(e.cases(1) for e in group)} |")
+    lines += _area_tables(areas)
+    lines += ["", "## Recommended of a master, not demanded", "",
+              "Scenarios of severity `recommended` check what the standard only recommends of "
+              "a master; not met, they are reported as \"recommended, not met\", apart from "
+              "conformance failures, and do not fail the run.", "",
+              "| scenario | clause | why it is not a conformance requirement |", "|---|---|---|"]
+    for e in entries:
+        if e.meta.severity == RECOMMENDED:
+            lines.append(f"| `{e.node}` | {_cell(e.meta.clause.ref)}: "
+                         f"{_cell(e.meta.clause.text)} | {_cell(e.meta.clause.basis)} |")
+    lines += ["", "## Master defect detection", "",
+              "Each named defect of the test master (the project's master with one defect "
+              "switched on, rig/defective_master.py), run with `--defect NAME` on "
+              "tests_hil/rigs/master.toml, must make exactly these scenarios fail (and trip "
+              "exactly these recommendations) and every other one pass "
+              "(tests/test_master_suite_defects.py runs this table, from "
+              "tests_hil/_defects.py).", "",
+              "| defect | what the master does wrong | rates | scenarios that catch it |",
+              "|---|---|---|---|"]
+    descriptions = defect_descriptions()
+    for defect, expected in MASTER_EXPECTED_FAILURES.items():
+        caught = "<br>".join([f"`{p}`" for p in expected.patterns]
+                             + [f"{RECOMMENDED}, not met: `{p}`" for p in expected.recommended])
+        rates = ", ".join(map(str, expected.bauds))
+        lines.append(f"| `{defect}` | {_cell(descriptions.get(defect, ''))} | {rates} | "
+                     f"{caught} |")
+    return lines
 
 
 def _recommended_section(entries: list[Entry]) -> list[str]:

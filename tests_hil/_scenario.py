@@ -125,6 +125,77 @@ CLAUSES: dict[str, Clause] = {
                          "status bits describe the meter's state; reserved codes unused"),
     "app.errors": Clause("EN 13757-3 application errors (CI 70)",
                          "an application error is reported as CI 70 with a defined code"),
+    # The master suite (tests_hil/master/): what EN 13757-2/-3 ask of the master.
+    "master.frames": Clause("EN 13757-2 / IEC 60870-5-2 FT1.2, frames of the master",
+                            "every request is a valid frame (start, L, checksum, stop) with "
+                            "PRM 1 and its function's FCV/FCB: SND_NKE 40, SND_UD 53/73, "
+                            "REQ_UD2 5B/7B, REQ_UD1 5A/7A; short frames for SND_NKE and "
+                            "REQ_UD, control or long frames for SND_UD"),
+    "master.parity": Clause("EN 13757-2 link layer, character format",
+                            "8E1: every character with even parity"),
+    "master.idle": Clause("EN 13757-2 link layer, timing",
+                          "at least 11 bit times of idle line before the master's next frame "
+                          "(at a rate change, the slower rate's bit times)"),
+    "master.idle_ft12": Clause(
+        "IEC 60870-5-1 FT1.2 transmission rules",
+        "at least 33 bit times of idle line between frames",
+        basis="the FT1.2 rule; EN 13757-2 takes the FT1.2 frames but does not clearly demand "
+              "33 bit times of the master (docs/mbus-facts.md \"Timing\"; real masters wait "
+              "50-100 ms)"),
+    "master.window": Clause("EN 13757-2 link layer, timing",
+                            "the master waits the whole response window (330 bit times + "
+                            "50 ms) before it repeats or moves on, takes an answer that starts "
+                            "inside it, and never talks over a slave"),
+    "master.retry": Clause("EN 13757-2 link layer, transmission procedure",
+                           "after a missing or garbled answer the master repeats the request "
+                           "unchanged (same FCB), the configured number of times"),
+    "master.fcb": Clause("EN 13757-2 link layer, FCB/FCV",
+                         "the master toggles the FCB for each next telegram"),
+    "master.snd_nke": Clause(
+        "EN 13757-2 link layer, SND_NKE",
+        "a readout starts with SND_NKE (link reset), so the slave's first telegram comes "
+        "first",
+        basis="SND_NKE initialises the link; sending it before every readout is good practice "
+              "(docs/mbus-facts.md \"What peers get wrong\": partial readouts without it), "
+              "not a demand on each read"),
+    "master.data": Clause("EN 13757-3 variable data structure (CI 72)",
+                          "what the master reports is what the slave sent: values, units, "
+                          "storage, tariff, subunit, function"),
+    "master.integrity": Clause("EN 13757-2 / IEC 60870-5-1 FT1.2 data integrity",
+                               "an answer failing a check (parity, checksum, length) is never "
+                               "taken as data"),
+    "master.multi": Clause("EN 13757-3 multi-telegram readout (DIF 1F)",
+                           "the master asks again until a telegram without 'more records "
+                           "follow'"),
+    "master.scan": Clause("EN 13757-2 link layer, A field; collisions",
+                          "a primary scan finds every slave and reports several slaves at "
+                          "one address as a collision"),
+    "master.set_address": Clause("EN 13757-3 SND_UD CI 51, VIF 7A",
+                                 "set primary address: SND_UD CI 51 01 7A <new> to the old "
+                                 "address, acknowledged"),
+    "master.set_address_check": Clause(
+        "EN 13757-3 SND_UD CI 51, VIF 7A",
+        "after the change the master checks that the slave answers at the new address",
+        basis="the acknowledgement comes at the old address; checking the new one is good "
+              "practice, not demanded"),
+    "master.baud": Clause("EN 13757-2 baud rate switch (CI B8..BF)",
+                          "after the slave's E5 at the old rate the master talks to it at the "
+                          "new rate"),
+    "master.baud_check": Clause(
+        "EN 13757-2 baud rate switch (CI B8..BF)",
+        "after the switch the master checks that the slave answers at the new rate",
+        basis="the E5 comes at the old rate; checking the new one is good practice (a slave "
+              "may fall back after a vendor-specific time, docs/mbus-facts.md \"Baud "
+              "switch\"), not demanded"),
+    "master.reset": Clause("EN 13757-3 application reset (CI 50)",
+                           "SND_UD CI 50 to the slave, acknowledged with E5"),
+    "master.broadcast": Clause("EN 13757-2 link layer, A field 254",
+                               "a lone slave's answer at 254 is its data; several slaves' "
+                               "answers collide and are not"),
+    "master.robust": Clause("EN 13757-2 link layer, transmission procedure",
+                            "a slave that answers garbage, twice or never: the master ends "
+                            "the exchange after its retries, neither hangs nor takes it for "
+                            "data, and says what happened"),
 }
 
 

@@ -53,7 +53,7 @@ def test_inter_frame_idle_at_least_11_bit_times(mut, meters, bus_trace, measure,
 
 
 @pytest.mark.parametrize("situation", SITUATIONS)
-@scenario(AREA, "link.idle", severity="recommended",
+@scenario(AREA, "master.idle_ft12", severity="recommended",
           fails_when="(recommended) a master frame starts less than 33 bit times after the "
                      "last character on the bus")
 def test_inter_frame_idle_33_bit_times(mut, meters, bus_trace, measure, baud, situation):

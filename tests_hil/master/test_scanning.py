@@ -68,8 +68,9 @@ def test_primary_scan_reports_a_collision(mut, meters, timing):
 def test_secondary_search_finds_every_slave(mut, meters, bus_trace, measure, baud,
                                            population):
     """A secondary search over adversarial populations finds every slave and no other:
-    IDs differing only in the last digit; IDs sharing leading digits; one ID told apart
-    only by hex digits A-E of manufacturer, version and medium; two slaves in step whose
+    IDs differing only in the last digit; IDs sharing leading digits; hex digits A-E in
+    manufacturer, version and medium, three slaves with one ID told apart there (and by
+    enhanced selection); two slaves in step whose
     E5s merge into one clean E5; slaves answering late but inside the window; a mixed ten.
     The probes (selections and REQ_UD2 at 253) and the bus time are recorded, with those of
     the project's own search on the same population."""
