@@ -15,6 +15,7 @@ says them, and ``None`` where it does not: a judge compares only what a master r
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -262,15 +263,20 @@ def _libmbus_scan(text: str) -> MasterReport:
 
 
 def values_agree(reported: Any, sent: Any) -> bool:
-    """A reported value against the value sent (this project's decoding): numbers to 1e-9
-    relative (libmbus prints six decimals: 5e-7 absolute), dates in ISO 8601 with or
-    without a trailing Z, text exactly."""
+    """A reported value against the value sent (this project's decoding): numbers to 1e-6
+    relative (real32 values printed by other decoders; libmbus prints six decimals: 5e-7
+    absolute), dates and times in ISO 8601 (with or without seconds or a trailing Z), text
+    exactly (letter case aside)."""
     if isinstance(sent, bool) or isinstance(reported, bool):
         return reported == sent
     if isinstance(sent, int | float) and isinstance(reported, int | float):
         return math.isclose(float(reported), float(sent), rel_tol=1e-6, abs_tol=5e-7)
     if isinstance(sent, str) and isinstance(reported, str):
-        return reported.removesuffix("Z").lower() == sent.lower()
+        mine, theirs = reported.removesuffix("Z"), sent
+        try:  # the same date or time, written with or without seconds
+            return dt.datetime.fromisoformat(mine) == dt.datetime.fromisoformat(theirs)
+        except ValueError:
+            return mine.lower() == theirs.lower()
     if isinstance(sent, int | float) and isinstance(reported, str):
         try:
             return values_agree(float(reported), sent)

@@ -134,3 +134,9 @@ def test_only_what_a_master_reports_is_compared():
 ])
 def test_values_agree(reported, sent, same):
     assert values_agree(reported, sent) is same
+
+
+def test_dates_agree_however_they_are_written():
+    assert values_agree("2026-11-24T10:00", "2026-11-24T10:00:00")
+    assert values_agree("2026-11-24", "2026-11-24")
+    assert not values_agree("2026-11-24T10:01", "2026-11-24T10:00:00")

@@ -50,9 +50,13 @@ class BusError(Exception):
 
 
 def open_port(args: argparse.Namespace) -> serial.Serial:
-    window = 330 / args.baud + 0.05  # the response window, EN 13757-2
+    """The port, with a read timeout of the response window (330 bit times + 50 ms, EN
+    13757-2) counted from the end of the longest request (a write returns before its bytes
+    are on the line), plus two characters for the first one to arrive."""
+    window = 330 / args.baud + 0.05
+    request = 11 * (6 + 3 + 8) / args.baud  # a selection, the longest request it sends
     return serial.serial_for_url(args.port, args.baud, bytesize=8, parity="E", stopbits=1,
-                                 timeout=window + 22 / args.baud)
+                                 timeout=request + window + 22 / args.baud)
 
 
 def exchange(ser: serial.Serial, send: Any, retries: int) -> bytes | None:
@@ -77,14 +81,14 @@ def read(ser: serial.Serial, address: int, retries: int) -> list[dict[str, Any]]
         if raw is None:
             raise BusError(f"no valid RSP_UD from address {address}")
         telegram = meterbus.load(raw)
-        telegrams.append(as_json(telegram))
+        telegrams.append(as_json(telegram, raw))
         if not any(r.dib.more_records_follow for r in telegram.records):
             return telegrams
         send = meterbus.send_request_frame_multi  # pyMeterBus's "next telegram" request
     raise BusError(f"more than {MAX_TELEGRAMS} telegrams from address {address}")
 
 
-def as_json(telegram: Any) -> dict[str, Any]:
+def as_json(telegram: Any, raw: bytes) -> dict[str, Any]:
     """A telegram in the shape of ``mbus-rig read --json``."""
     header = telegram.body.bodyHeader.interpreted
     records = []
@@ -99,8 +103,8 @@ def as_json(telegram: Any) -> dict[str, Any]:
         records.append({"function": FUNCTIONS.get(info["function"]),
                         "storage": info["storage_number"], "tariff": info.get("tariff"),
                         "subunit": info.get("device"), "unit": unit, "value": value})
-    return {"header": {"id": str(header["identification"]).replace(" ", ""),
-                       "manufacturer": header["manufacturer"]}, "records": records}
+    return {"header": {"id": secondary_of(raw)[:8], "manufacturer": header["manufacturer"]},
+            "records": records}
 
 
 def scan(ser: serial.Serial, first: int, last: int, retries: int) -> list[dict[str, Any]]:
