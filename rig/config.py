@@ -39,8 +39,8 @@ from protocol.identity import SecondaryAddress
 from protocol.link.master import DEFAULT_RETRIES, MAX_READ_LATENCY, MAX_RETRIES
 from protocol.timing import BAUD_RATES, DEFAULT_BAUD
 
-from .standard_link import template_problem
 from .master_config import MASTER_CAPABILITIES, ROLES, MasterSettings, master_capabilities
+from .standard_link import template_problem
 
 Mode = Literal["sim", "loopback", "hardware"]
 DutKind = Literal["emulated", "program", "black-box", "agent"]

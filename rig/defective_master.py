@@ -186,7 +186,7 @@ class TestMaster(Master):
         self.defects = check_defects(defects)
         if self.defects & {"accepts_bad_checksum", "takes_and_of_collision",
                            "toggles_fcb_on_retry"}:
-            port = DefectivePort(port, self.defects)  # type: ignore[assignment]
+            port = DefectivePort(port, self.defects)
         super().__init__(port, clock, retries=retries, **settings)
         if self.defects & {"gives_up_early", "no_inter_frame_idle"}:
             self.link = DefectiveLink(port.baud, defects=self.defects, retries=retries,

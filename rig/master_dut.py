@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,6 +201,15 @@ def program_env() -> dict[str, str]:
                                    env.get("PATH", os.defpath)])
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def find_program(name: str, cwd: str | None) -> str | None:
+    """Where ``name`` (a command's first word) is: a path (relative to ``cwd``), or found on
+    the PATH an outside program gets; None when it is nowhere."""
+    if os.sep in name:
+        path = os.path.join(cwd or os.getcwd(), name)
+        return path if os.access(path, os.X_OK) else None
+    return shutil.which(name, path=program_env()["PATH"])
 
 
 def run_bounded(argv: list[str], timeout: float, *, cwd: str | None = None,

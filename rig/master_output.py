@@ -268,7 +268,7 @@ def values_agree(reported: Any, sent: Any) -> bool:
     absolute), dates and times in ISO 8601 (with or without seconds or a trailing Z), text
     exactly (letter case aside)."""
     if isinstance(sent, bool) or isinstance(reported, bool):
-        return reported == sent
+        return bool(reported == sent)
     if isinstance(sent, int | float) and isinstance(reported, int | float):
         return math.isclose(float(reported), float(sent), rel_tol=1e-6, abs_tol=5e-7)
     if isinstance(sent, str) and isinstance(reported, str):
@@ -282,7 +282,7 @@ def values_agree(reported: Any, sent: Any) -> bool:
             return values_agree(float(reported), sent)
         except ValueError:
             return False
-    return reported == sent
+    return bool(reported == sent)
 
 
 def record_differences(reported: ReportedRecord, sent: ReportedRecord) -> list[str]:

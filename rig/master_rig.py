@@ -23,7 +23,14 @@ from protocol.timing import char_time, response_window
 
 from .config import DutConfig, RigConfig
 from .dut import Dut
-from .master_dut import EmulatedMaster, MasterUnderTest, OperationResult, ProgramMaster, report_of
+from .master_dut import (
+    EmulatedMaster,
+    MasterUnderTest,
+    OperationResult,
+    ProgramMaster,
+    find_program,
+    report_of,
+)
 from .master_output import MasterReport
 from .rig import NotSupportedError, Rig
 
@@ -63,6 +70,9 @@ class MasterRig(Rig):
     def _build_sim_dut(self, dut_cfg: DutConfig) -> Dut:
         if not dut_cfg.is_master:
             return super()._build_sim_dut(dut_cfg)
+        what = ("the project's master (the mbus-rig tools) in process" if dut_cfg.kind ==
+                "emulated" else "an outside master program, run per operation")
+        self.checked.append(f"DUT {dut_cfg.name}: {what}")
         return Dut(name=dut_cfg.name, kind=dut_cfg.kind, address=0, secondary=None,
                    capabilities=self._capabilities(dut_cfg), bauds=dut_cfg.supported_bauds)
 
@@ -80,6 +90,13 @@ class MasterRig(Rig):
         else:
             source = self.config.source
             cwd = os.path.dirname(os.path.abspath(source)) if os.path.exists(source) else None
+            for op, argv in settings.commands.items():
+                if find_program(argv[0], cwd) is None:
+                    raise ConfigError(f"DUT {cfg.name}: the {op} command's program "
+                                      f"{argv[0]!r} is not found (install it, or give its "
+                                      "path in the rig file)")
+            self.checked.append(f"DUT {cfg.name}: programs found for "
+                                f"{', '.join(settings.commands)}")
             self.mut = ProgramMaster(cfg.name, settings, self.clock,
                                      open_bridge=self._open_bridge, cwd=cwd)
 

@@ -21,11 +21,11 @@ class RigCheckError(ConfigError):
 def check_rig(config: RigConfig, dut: str | None = None) -> list[str]:
     """Open and close the rig of ``config`` (the DUT under test: ``dut``, else the first);
     return what was checked, one line each. RigCheckError names the first problem."""
-    from .rig import Rig
+    from .master_rig import open_rig
 
     try:
         config.dut(dut)
-        with Rig(config, dut=dut) as rig:
+        with open_rig(config, dut=dut) as rig:
             return [f"rig file: {config.source} ({config.name}, {config.mode})", *rig.checked]
     except RigCheckError:
         raise

@@ -48,16 +48,19 @@ class SuiteScenario:
                 and (keyword is None or keyword_matches(keyword, self.node)))
 
 
-def scenarios() -> list[SuiteScenario]:
-    """Every scenario of the installed suite (from its catalogue, without running pytest)."""
+def scenarios(role: str = "slave") -> list[SuiteScenario]:
+    """Every scenario of the installed suite that judges a DUT of ``role`` (the master suite
+    for a master, tests_hil/master/), from its catalogue, without running pytest."""
+    from tests_hil._catalog import master_scenarios
     from tests_hil._catalog import scenarios as catalogue
     from tests_hil._scenario import RECOMMENDED
 
+    entries = master_scenarios() if role == "master" else catalogue()
     return [SuiteScenario(e.node, e.meta.area, e.meta.severity, e.meta.clause.ref,
                           e.meta.clause.text, e.meta.needs,
                           tuple((RECOMMENDED, f"{r.clause.ref} {r.clause.text}")
                                 for r in e.recommended))
-            for e in catalogue()]
+            for e in entries]
 
 
 def severities() -> tuple[str, ...]:

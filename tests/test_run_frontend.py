@@ -212,7 +212,7 @@ def demo_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                           (("recommended", "IEC 60870-5-1 FT1.2 idle"),)),
             SuiteScenario("test_demo.py::test_fcb", "fcb", "critical",
                           "EN 13757-2 link layer, FCB/FCV", "repeat", ())]
-    monkeypatch.setattr(run_command, "suite_scenarios", lambda: demo)
+    monkeypatch.setattr(run_command, "suite_scenarios", lambda *_role: demo)
     return folder
 
 

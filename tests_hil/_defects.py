@@ -134,18 +134,19 @@ MASTER_EXPECTED_FAILURES: dict[str, Expected] = {
         "test_request_timing.py::test_waits_the_whole_response_window_before_a_retry[*]",
         "test_request_timing.py::test_late_answer_is_taken[*]",
         "test_scanning.py::test_secondary_search_finds_every_slave[*-late]",
-        # answers in the second half of the window are missed in every population
-        "test_scanning.py::test_secondary_search_finds_every_slave[*-last_digit]",
+        # answers in the second half of the window are missed in the other populations too
         "test_scanning.py::test_secondary_search_finds_every_slave[*-hex_fields]",
-        "test_scanning.py::test_secondary_search_finds_every_slave[*-mixed]",
-    ), rig=MASTER_RIG),
+    ), rig=MASTER_RIG,
+        # the check at 9600 Bd after a switch: its answers come in the second half
+        recommended=("test_control.py::test_baud_switch_is_verified[*-9600]",)),
     "no_inter_frame_idle": Expected((
         "test_request_timing.py::test_inter_frame_idle_at_least_11_bit_times[*]",
         # ending at the first answer's last character, it talks over a second answer
         "test_scanning.py::test_primary_scan_reports_a_collision[offset]",
-        "test_scanning.py::test_secondary_search_finds_every_slave[*-last_digit]",
-        "test_scanning.py::test_secondary_search_finds_every_slave[*-mixed]",
-    ), rig=MASTER_RIG),
+    ), rig=MASTER_RIG,
+        # right after the E5 the slave is still switching: the check at the new rate is lost
+        recommended=("test_request_timing.py::test_inter_frame_idle_33_bit_times[*]",
+                     "test_control.py::test_baud_switch_is_verified[*]")),
     "accepts_bad_checksum": Expected((
         "test_transmission.py::test_retry_repeats_the_request_unchanged[corrupt_checksum]",
         "test_reported_data.py::test_corrupted_answer_never_appears_as_data[checksum]",
@@ -169,11 +170,20 @@ MASTER_EXPECTED_FAILURES: dict[str, Expected] = {
     ), rig=MASTER_RIG),
     "talks_old_rate_after_switch": Expected((
         "test_control.py::test_baud_switch[*]",
-    ), rig=MASTER_RIG),
+    ), rig=MASTER_RIG, recommended=("test_control.py::test_baud_switch_is_verified[*]",)),
 }
 """Which master scenarios each named defect of the test master (rig/defective_master.py)
-must make fail, at 2400 Bd on the master rig: exactly these, every other one passes.
-Recommended scenarios not followed are xfailed, not failed, and are not listed."""
+must make fail, at 2400 Bd on the master rig: exactly these, every other one passes; and
+which recommended ones it must trip ("recommended, not met"), exactly those."""
+
+
+MASTER_DESELECT_IN_DEFECT_RUNS: tuple[str, ...] = (
+    "tests_hil/master/test_scanning.py::test_secondary_search_finds_every_slave[2400Bd-last_digit]",
+    "tests_hil/master/test_scanning.py::test_secondary_search_finds_every_slave[2400Bd-mixed]",
+)
+"""Left out of the master defect runs to keep CI in minutes: the two largest search
+populations (a master that breaks the search costs most there); their failure modes are
+those of the other populations, and the conformant runs keep them."""
 
 
 KNOWN_GAPS: dict[str, str] = {}

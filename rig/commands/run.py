@@ -177,7 +177,7 @@ def check_options(args: argparse.Namespace) -> RunPlan:
     check_defects(config, args.dut, args.defect)
     if args.standard_url is not None and template_problem(args.standard_url):
         raise ConfigError(f"--standard-url: {template_problem(args.standard_url)}")
-    suite.check_options(_selection(args), args.keyword, suite_scenarios())
+    suite.check_options(_selection(args), args.keyword, suite_scenarios(dut_role(dut)))
     report: Path = args.report
     if report.exists() and not report.is_dir():
         raise ConfigError(f"--report {report}: is a file, not a folder (give a folder for "
@@ -190,17 +190,18 @@ def _configured(rig: str, args: argparse.Namespace) -> RigConfig:
     return load_config(rig).with_overrides(seed=args.seed, defects=frozenset(args.defect))
 
 
-def suite_scenarios() -> list[suite.SuiteScenario]:
-    """The scenarios of the suite that runs (tests may point both at another suite)."""
-    return suite.scenarios()
+def suite_scenarios(role: str = "slave") -> list[suite.SuiteScenario]:
+    """The scenarios of the suite that runs for a DUT of ``role`` (tests may point both at
+    another suite)."""
+    return suite.scenarios(role)
 
 
 def _selection(args: argparse.Namespace) -> ScenarioSelection:
     return ScenarioSelection.from_options(args.area, args.severity, args.clause)
 
 
-def list_scenarios(args: argparse.Namespace) -> int:
-    every = suite_scenarios()
+def list_scenarios(args: argparse.Namespace, role: str = "slave") -> int:
+    every = suite_scenarios(role)
     chosen = [s for s in every if s.selected(_selection(args), args.keyword)]
     print_table(("scenario", "area", "severity", "clause", "needs"),
                 [(s.node, s.area, ", ".join(s.severities), s.clause, ", ".join(s.needs) or "-")
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     extra = _pytest_args(args)
     plan = check_options(args)
     if args.list_scenarios:
-        return list_scenarios(args)
+        return list_scenarios(args, dut_role(plan.config.dut(args.dut)))
     if args.list_defects:
         return list_defects(plan.config, args.dut)
     report: Path = args.report

@@ -23,9 +23,8 @@ import json
 import sys
 from typing import Any
 
-import serial
-
 import meterbus
+import serial
 
 MAX_TELEGRAMS = 16
 UNITS = {  # pyMeterBus unit -> (base unit, factor)
@@ -74,7 +73,7 @@ def read(ser: serial.Serial, address: int, retries: int) -> list[dict[str, Any]]
     if address != 253:
         if exchange(ser, lambda: meterbus.send_ping_frame(ser, address), retries) is None:
             raise BusError(f"no answer to SND_NKE at address {address}")
-    telegrams = []
+    telegrams: list[dict[str, Any]] = []
     send = meterbus.send_request_frame
     while len(telegrams) < MAX_TELEGRAMS:
         raw = exchange(ser, lambda s=send: s(ser, address), retries)
