@@ -92,3 +92,20 @@ def test_master_scenarios_named_on_a_slave_rig_skip_with_the_reason():
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "3 skipped" in proc.stdout
     assert "needs op_read: not available on rig 'sim' with DUT 'meter' (emulated)" in proc.stdout
+
+
+def test_slave_scenarios_named_on_a_master_rig_skip_with_the_reason(tmp_path):
+    """A slave scenario on a master rig: skipped by its capabilities (a master DUT has no
+    slave capability), and the master instrument fixture says why for one that needs
+    none."""
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("def test_uses_the_instrument(master):\n    pass\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests_hil/test_addressing.py", str(probe), "--rig",
+         str(MASTER_RIG), "-q", "-rs", "-p", "no:cacheprovider", "-k",
+         "broadcast_255 or uses_the_instrument"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "2 skipped" in proc.stdout
+    assert "needs primary: not available on rig 'master'" in proc.stdout
+    assert "a slave scenario: the DUT 'mbus-rig-master' is a master" in proc.stdout
