@@ -26,10 +26,8 @@ def test_the_project_master_passes_every_master_scenario_at_every_rate():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [2, 3])
-def test_the_project_master_passes_with_other_seeds(seed):
-    run = run_suite("--rig", str(RIG), "--baud", "300,9600", "--seed", str(seed),
-                    workers=WORKERS)
+def test_the_project_master_passes_with_another_seed():
+    run = run_suite("--rig", str(RIG), "--baud", "300,9600", "--seed", "2", workers=WORKERS)
     assert not run.failed, run.summary() + "".join(
         f"\nFAILED {t}: {run.messages.get(t, '')[:300]}" for t in run.failed)
     assert run.having("passed"), run.summary()

@@ -136,6 +136,9 @@ MASTER_EXPECTED_FAILURES: dict[str, Expected] = {
         "test_scanning.py::test_secondary_search_finds_every_slave[*-late]",
         # answers in the second half of the window are missed in the other populations too
         "test_scanning.py::test_secondary_search_finds_every_slave[*-hex_fields]",
+        # at 9600 Bd the meters' 45 ms answers fall in the second half of the 84 ms window:
+        # the readout after the switch fails
+        "test_control.py::test_baud_switch[*-9600]",
     ), rig=MASTER_RIG,
         # the check at 9600 Bd after a switch: its answers come in the second half
         recommended=("test_control.py::test_baud_switch_is_verified[*-9600]",)),
