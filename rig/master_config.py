@@ -77,6 +77,10 @@ BUS_PLACEHOLDERS = ("tty", "tcp", "tcp_host", "tcp_port")
 OPERATION_CAPABILITIES: tuple[str, ...] = tuple(f"op_{name}" for name in OPERATIONS)
 MASTER_CAPABILITIES: tuple[str, ...] = (*OPERATION_CAPABILITIES, "reports")
 
+MASTER_DUT_KEYS: tuple[str, ...] = ("name", "role", "kind", "commands", "output", "retries",
+                                    "timeout", "bauds", "baud", "defects")
+"""Keys of a master's ``[[dut]]`` table (docs/rig-files.md "A master as the DUT")."""
+
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 3600.0
 
@@ -137,8 +141,7 @@ def master_dut(raw: Any, source: str, where: str, base: Path, bus: BusConfig) ->
     """Validate a ``[[dut]]`` table with ``role = "master"``."""
     from .config import DutConfig, _strings, _Table
 
-    t = _Table(raw, source, where, ("name", "role", "kind", "commands", "output", "retries",
-                                    "timeout", "bauds", "baud", "defects"))
+    t = _Table(raw, source, where, MASTER_DUT_KEYS)
     name = t.get("name", str, required=True)
     if not _NAME.match(name):
         t.fail("name", f"{name!r}: use letters, digits, '_', '.', '-'")

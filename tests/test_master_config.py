@@ -141,3 +141,14 @@ def test_unknown_master_defect_in_the_rig_file():
     with pytest.raises(ConfigError, match="unknown master defect 'slow' \\(allowed: "
                                           "never_toggles_fcb"):
         config_from_dict(_rig({"kind": "emulated", "defects": ["slow"]}), "r.toml")
+
+
+def test_the_rig_files_page_documents_every_master_key():
+    from rig.master_config import MASTER_DUT_KEYS, MASTER_KINDS, OPERATIONS, OUTPUTS, PLACEHOLDERS
+
+    page = (ROOT / "docs" / "rig-files.md").read_text(encoding="utf-8")
+    section = page.split("## A master as the DUT", 1)[1].split("\n## ", 1)[0]
+    words = MASTER_DUT_KEYS + MASTER_KINDS + tuple(OPERATIONS) + OUTPUTS
+    missing = [w for w in words if f"`{w}`" not in section and f'`"{w}"`' not in section]
+    missing += [p for p in PLACEHOLDERS if f"`{{{p}}}`" not in section]
+    assert missing == []
