@@ -12,7 +12,7 @@ per operation (docs/design.md "Devices under test": the roles swap). Three kinds
 - ``black-box``: a master on a real bus, triggered by the same command templates (without
   ``{tty}``), judged from the trace of the slave-Pi agent the rig file lists as its meter.
 
-Schema (README.md "Testing a master")::
+Schema (docs/rig-files.md "A master as the DUT"; docs/testing-a-master.md)::
 
     [[dut]]
     name = "libmbus"  role = "master"  kind = "program"
