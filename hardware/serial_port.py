@@ -15,7 +15,10 @@ late, since a tty keeps no receive times. A port that knows them (``mbussim://``
 
 Characters with deliberately wrong parity (``WireBytes.bad_parity``) go out through the
 port's ``write_wire`` when it has one (the simulated bus), else by draining, switching the
-UART to odd parity for those characters, draining again and switching back.
+UART to odd parity for those characters, draining again and switching back. A gap inside a
+frame (``protocol.frame_faults.GappedWire``) goes through ``write_wire`` too (the simulated
+bus schedules the pause exactly, in bus time); on a UART the first part is drained, the
+clock waits until the pause has passed since its last stop bit, and the rest follows.
 
 A pseudo-terminal carries no parity bit (docs/mbus-facts.md "Pseudo-terminals ignore baud and
 parity"), so one is opened 8N1: asking a pty for PARENB makes Linux refuse the settings
@@ -47,6 +50,7 @@ import serial
 from hardware.clock import Clock
 from protocol.chars import RxChar, WireBytes, as_wire
 from protocol.errors import ConfigError, EchoMismatchError, HardwareError
+from protocol.frame_faults import GappedWire
 from protocol.timing import char_time, check_baud, frame_time
 
 try:
@@ -328,22 +332,40 @@ class SerialBusPort:
         if not wire.data:
             return self._clock.now()
         with self._lock:
-            if not wire.bad_parity:
-                end = self._send(wire.data, lambda: self._ser.write(wire.data))
-            elif hasattr(self._ser, "write_wire"):
-                end = self._send(wire.data, lambda: self._ser.write_wire(wire))
+            if isinstance(wire, GappedWire) and not hasattr(self._ser, "write_wire"):
+                end = self._write_gapped(wire)
             else:
-                end = self._write_with_odd_parity(wire)
+                end = self._write_faults(wire)
             if self.echo:
                 self._drop_echo(wire, end)
             return end
 
-    def _send(self, data: bytes, write: Any) -> float:
-        """Write, drain; the end of the last stop bit."""
+    def _write_faults(self, wire: WireBytes) -> float:
+        """Plain bytes as they are; bad parity (and gaps) through the port's ``write_wire``
+        when it has one, else bad parity by switching the UART."""
+        if not wire.bad_parity and not isinstance(wire, GappedWire):
+            return self._send(wire_time(wire, self._baud), lambda: self._ser.write(wire.data))
+        if hasattr(self._ser, "write_wire"):
+            return self._send(wire_time(wire, self._baud), lambda: self._ser.write_wire(wire))
+        return self._write_with_odd_parity(wire)
+
+    def _write_gapped(self, wire: GappedWire) -> float:
+        """The first part drained, a wait on the clock until ``pause`` after its last stop
+        bit (not after the drain returned, which comes late by the scheduler's delay), then
+        the rest."""
+        first, rest = wire.parts
+        end = self._write_faults(first)
+        wait = end + wire.pause - self._clock.now()
+        if wait > 0:
+            self._clock.sleep(wait)
+        return self._write_faults(rest)
+
+    def _send(self, duration: float, write: Any) -> float:
+        """Write, drain; the end of the last stop bit (``duration`` after the start)."""
         start = self._clock.now()
         self._io("write", write)
         self._io("drain", self._ser.flush)
-        return start + frame_time(len(data), self._baud)
+        return start + duration
 
     def _write_with_odd_parity(self, wire: WireBytes) -> float:
         """Runs of characters alternate between even and (for bad ones) odd parity."""
@@ -363,7 +385,8 @@ class SerialBusPort:
             if bad:
                 self._io("set odd parity", setattr, self._ser, "parity", serial.PARITY_ODD)
             try:
-                end = self._send(run, lambda run=run: self._ser.write(run))
+                end = self._send(frame_time(len(run), self._baud),
+                                 lambda run=run: self._ser.write(run))
             finally:
                 if bad:
                     self._io("set even parity", setattr, self._ser, "parity", serial.PARITY_EVEN)
@@ -463,6 +486,13 @@ class SerialBusPort:
         except PORT_ERRORS as exc:
             error = _hardware_error(self.path, exc)
             raise HardwareError(f"{error} ({what})") from exc
+
+
+def wire_time(wire: WireBytes, baud: int) -> float:
+    """How long ``wire`` takes on the line at ``baud``: its characters back to back, plus a
+    GappedWire's pause."""
+    pause = wire.pause if isinstance(wire, GappedWire) else 0.0
+    return frame_time(len(wire.data), baud) + pause
 
 
 def check_baud_or_error(baud: int) -> int:

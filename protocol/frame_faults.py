@@ -3,9 +3,11 @@
 ``build_faulty(frame, fault, **params)`` starts from a well-formed frame (a ``Frame`` or its
 bytes) and breaks exactly one thing. Every result is ``WireBytes`` (bytes plus the indexes
 to send with wrong parity). A gap inside the frame is a ``GappedWire``: a ``WireBytes``
-subclass that also says after which byte to pause and for how long; ``rig.master.Master``
-sends it as two writes with a clock pause between them. A port that does not know about it
-sends the bytes without the pause, so callers should go through the master.
+subclass that also says after which byte to pause and for how long (the idle line between
+that byte's stop bit and the next start bit). The rig's bus port sends it
+(``hardware.serial_port.SerialBusPort``): exact to bus time on the simulated bus, on a UART
+by waiting on the clock from the first part's last stop bit. A pyserial port written to
+directly sends the bytes without the pause.
 
 | fault | params (defaults) | result |
 |---|---|---|

@@ -16,8 +16,8 @@ exchange. ``late_answer(exchange)`` listens on after an exchange that got nothin
 delay of an answer that came too late.
 
 Echo: the port drops the master's own echo (``hardware.serial_port``); the master never sees
-it. Gaps inside a frame (``protocol.frame_faults.GappedWire``) are sent as two writes with
-a clock pause between them.
+it. Faulty wires (bad parity, a gap inside a frame: ``protocol.frame_faults.GappedWire``)
+are the port's to send: the master hands them over whole.
 """
 
 from __future__ import annotations
@@ -276,15 +276,8 @@ class Master:
             self.link.receive(ch)
             if self.clock.now() >= self.link.send_bound(send):
                 break  # a babbling bus does not hold the master off for ever
-        if isinstance(send.data, GappedWire):
-            first, second = send.data.parts
-            self._trace_tx(first, self.port.write(first))
-            self.clock.sleep(send.data.pause)
-            end = self.port.write(second)
-            self._trace_tx(second, end)
-        else:
-            end = self.port.write(send.data)
-            self._trace_tx(send.data, end)
+        end = self.port.write(send.data)
+        self._trace_tx(send.data, end)
         self.link.sent(end)
 
     def _exchange(self, request: Request, history: list[Attempt]) -> Exchange:
@@ -317,8 +310,10 @@ class Master:
             return
         ct = char_time(self.baud)
         n = len(data.data)
+        after, pause = (data.after, data.pause) if isinstance(data, GappedWire) else (n, 0.0)
         for i, value in enumerate(data.data):
-            self.trace.append(TraceEntry(end - (n - 1 - i) * ct, "M>S", self.baud, value,
+            t = end - (n - 1 - i) * ct - (pause if i < after else 0.0)
+            self.trace.append(TraceEntry(t, "M>S", self.baud, value,
                                          parity_error=i in data.bad_parity, source="master"))
 
     def _trace_rx(self, ch: RxChar) -> None:

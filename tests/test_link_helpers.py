@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from protocol.app import Header, Record, encode_variable_data
 from protocol.chars import RxChar, WireBytes, as_wire, even_parity_bit
+from protocol.frame_faults import GappedWire
 from protocol.frames import ShortFrame, encode
 from protocol.identity import SecondaryAddress, manufacturer_code
 from protocol.link import RspUd, SetBaud, SlaveAction, SlaveLink, SlaveSettings, Transmit
@@ -160,6 +161,11 @@ class MemoryBus:
 
     def write(self, data: bytes | WireBytes) -> float:
         wire = as_wire(data)
+        if isinstance(wire, GappedWire):  # as a port sends it: part, pause, rest
+            first, rest = wire.parts
+            end = self.write(first)
+            self.clock.advance_to(end + wire.pause)
+            return self.write(rest)
         t0 = self.clock.now()
         end = t0 + len(wire.data) * char_time(self._baud)
         self.writes.append((end, wire))

@@ -194,6 +194,22 @@ def test_gapped_frame_sent_in_two_parts_with_pause() -> None:
     assert master.exchange(short_gap, expect="ack").outcome is Outcome.ACK
 
 
+def test_gapped_frame_in_the_masters_trace_has_its_gap() -> None:
+    """On a real bus the master's own trace records what it sent: the characters before a
+    gap end ``pause`` earlier than back-to-back sending would put them."""
+    slave, _ = make(5)
+    trace = Trace()
+    master, bus = rig(slave, trace=trace)
+    gapped = build_faulty(ShortFrame(0x5B, 5), FrameFault.GAP, after=2, pause=0.05)
+    master.exchange(gapped)
+    sent = [e for e in trace.entries if e.direction == "M>S"]
+    assert bytes(e.value for e in sent) == gapped.data
+    steps = [b.time - a.time for a, b in zip(sent, sent[1:], strict=False)]
+    assert steps == pytest.approx([char_time(2400), char_time(2400) + 0.05, char_time(2400),
+                                   char_time(2400)])
+    assert sent[-1].time == pytest.approx(bus.writes[-1][0])
+
+
 def test_parity_fault_reaches_the_wire() -> None:
     slave, _ = make(5)
     master, bus = rig(slave)

@@ -96,6 +96,25 @@ class RealTimeRunner:
         self._wake.set()
         return result
 
+    def wait_until(self, when: float, timeout: float | None = None) -> bool:
+        """Wait (wall time, at most ``timeout``) until the simulation time ``when`` has come,
+        then catch the simulation up to it: the caller sees everything that happened until
+        then. The runner thread may be asleep for up to ``max_step`` when no event is due
+        (after the last character of a frame, say), so waiting for it to reach ``when`` could
+        return that much late; this waits on the clock instead. False if ``timeout`` ran out
+        first."""
+        if self.sim.in_loop():
+            raise HardwareError("a simulation callback tried to wait for the real-time runner")
+        deadline = None if timeout is None else self.clock.now() + timeout
+        while (left := when - self.now()) > 0:
+            if deadline is not None:
+                if self.clock.now() >= deadline:
+                    return False
+                left = min(left, deadline - self.clock.now())
+            self.clock.sleep(left)
+        self.call(lambda: None)
+        return True
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait (wall time, at most ``timeout``; None = until stopped) for ``predicate()``,
         checked with the simulation lock held after every step of the runner."""

@@ -26,6 +26,7 @@ from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_
 
 from protocol.chars import RxChar, WireBytes
 from protocol.errors import ConfigError
+from protocol.frame_faults import GappedWire
 from protocol.timing import BAUD_RATES, char_time, check_baud
 
 from .bus import SimBus
@@ -211,18 +212,26 @@ class SimSerial(SerialBase):  # type: ignore[misc]
         runner.wait_for(lambda: len(rx) >= size, self._timeout)
 
     def write(self, data: bytes | bytearray | memoryview | WireBytes) -> int:
-        """Queue ``data`` on the bus (a WireBytes may carry characters with bad parity)."""
+        """Queue ``data`` on the bus (a WireBytes may carry characters with bad parity; a
+        GappedWire's pause is scheduled on the bus, exact to bus time, also while a
+        real-time runner drives it)."""
         bus = self._need_open()
         wire = data if isinstance(data, WireBytes) else WireBytes(bytes(to_bytes(data)))
 
         def send() -> None:
-            bus.master.transmit(wire)
+            if isinstance(wire, GappedWire):
+                first, rest = wire.parts
+                end = bus.master.transmit(first)
+                bus.master.transmit(rest, at=end + wire.pause)
+            else:
+                bus.master.transmit(wire)
 
         self._in_sim(send)
         return len(wire)
 
     def write_wire(self, wire: WireBytes) -> int:
-        """Send ``wire``: its ``bad_parity`` characters go out with odd parity."""
+        """Send ``wire`` with its faults: ``bad_parity`` characters go out with odd parity, a
+        GappedWire pauses where it says."""
         return self.write(wire)
 
     def flush(self) -> None:
@@ -231,7 +240,7 @@ class SimSerial(SerialBase):  # type: ignore[misc]
         end = bus.master.busy_until
         runner = bus.sim.runner
         if runner is not None:
-            runner.wait_for(lambda: bus.sim.now() >= end, None)
+            runner.wait_until(end)
         elif end > bus.sim.now():
             bus.sim.run_until(end)
 
