@@ -223,6 +223,45 @@ def test_program_runs_with_its_env_and_cwd_and_its_declarations_reach_the_dut(tm
             rig.use_baud(9600)
 
 
+#: An outside slave that switches its pty to 9600 Bd the moment it has written the E5 to a
+#: baud switch (a pty drains at once), then acknowledges a SND_NKE at the new rate.
+SWITCHING_SLAVE = """
+import os, select, sys, termios, tty
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
+tty.setraw(fd)
+def speed(baud):
+    attrs = termios.tcgetattr(fd)
+    attrs[4] = attrs[5] = getattr(termios, "B%d" % baud)
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+def frame(n):
+    buf = b""
+    while len(buf) < n and select.select([fd], [], [], 10)[0]:
+        buf += os.read(fd, n - len(buf))
+    return buf
+speed(2400)
+print("ready", flush=True)
+if frame(9) == bytes.fromhex("68 03 03 68 53 05 bd 15 16"):
+    os.write(fd, b"\\xe5")
+    speed(9600)
+    if frame(5) == bytes.fromhex("10 40 05 45 16"):
+        os.write(fd, b"\\xe5")
+"""
+
+
+def test_program_switching_its_pty_rate_after_the_e5_is_followed(tmp_path):
+    """The E5 a slave writes before switching its pty's rate goes out at the old rate, and
+    the master's next frame is heard at the new one, however soon the program switches and
+    however late the bridge's reader thread looks at the pty."""
+    with Rig(_program_config(tmp_path, SWITCHING_SLAVE)) as rig:
+        master = rig.master
+        switch = master.exchange(bytes.fromhex("68 03 03 68 53 05 bd 15 16"))
+        assert switch.outcome.name == "ACK", switch
+        master.set_baud(9600)
+        nke = master.exchange(bytes.fromhex("10 40 05 45 16"))
+        assert nke.outcome.name == "ACK", (nke, rig.dut_output())
+        assert rig.dut.extra["endpoint"].baud == 9600
+
+
 def test_program_that_dies_at_once_is_reported(tmp_path):
     cfg = _program_config(tmp_path, "import sys\nprint('no licence')\nsys.exit(4)\n")
     with pytest.raises(HardwareError, match="exited.*status 4.*no licence"):

@@ -18,8 +18,12 @@ bridge therefore (a) sends what arrives as clean 8E1 characters at the endpoint'
 (b) passes characters the bus received with a parity or framing error on as their sampled
 value (like a UART with parity checking off), and (c) reads the outside side's baud rate
 from the pty's termios (what the program set with tcsetattr / pyserial's ``baudrate``)
-and sets the endpoint to it when it is an M-Bus rate. Faults on the wire (parity errors,
-collisions, noise) are for the in-process simulated bus (``mbussim://``), not for a pty.
+and sets the endpoint to it when it is an M-Bus rate: for an outside master when it writes
+(it sets its rate, then sends), for an outside slave right before the master's next frame
+starts (a slave switches after its acknowledgement has gone out, and a pty does not say
+when that was: its E5 keeps the old rate, the master's next frame is heard at the new one).
+Faults on the wire (parity errors, collisions, noise) are for the in-process simulated bus
+(``mbussim://``), not for a pty.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hardware.clock import WallClock
 from protocol.chars import RxChar
 from protocol.errors import ConfigError, HardwareError
 from protocol.meter import MeterProfile
@@ -49,12 +52,6 @@ from .realtime import RealTimeRunner
 
 POLL_S = 0.05
 """How often the reader threads look up from a blocking read (to notice close())."""
-BAUD_WATCH_S = 0.1
-BAUD_WATCH_POLL_S = 0.001
-"""After an outside slave's answer its reader looks at the pty's baud rate every
-BAUD_WATCH_POLL_S for BAUD_WATCH_S: a slave switches its rate right after the E5 that
-acknowledges a baud switch, and the master's first request at the new rate follows within a
-few character times."""
 READ_SIZE = 4096
 JOIN_S = 2.0
 """Bounded teardown: each bridge thread gets this long to end."""
@@ -203,8 +200,6 @@ class _PtyBridge(_Bridge):
         tty.setraw(self._slave_fd)
         set_pty_baud(self._slave_fd, endpoint.baud)
         self._baud_seen = endpoint.baud
-        self._clock = WallClock()
-        self._watch_baud_until = 0.0
         self.initial_baud = endpoint.baud
         self.link: Path | None = None
         if link is not None:
@@ -254,7 +249,6 @@ class _PtyBridge(_Bridge):
             termios.tcflush(self._slave_fd, termios.TCIOFLUSH)
         set_pty_baud(self._slave_fd, self.initial_baud)
         self._baud_seen = baud = self.initial_baud
-        self._watch_baud_until = 0.0
 
         def change() -> None:
             self.endpoint.baud = baud
@@ -264,18 +258,20 @@ class _PtyBridge(_Bridge):
     def _read_loop(self) -> None:
         fd = self._master_fd
         while not self._stop.is_set():
-            watching = self._clock.now() < self._watch_baud_until
             try:
-                ready, _, _ = select.select([fd], [], [], BAUD_WATCH_POLL_S if watching
-                                            else POLL_S)
+                ready, _, _ = select.select([fd], [], [], POLL_S)
                 if not ready:
-                    self.follow_baud()
+                    self._idle()
                     continue
                 data = os.read(fd, READ_SIZE)
             except OSError:
                 return
             if data:
                 self._from_outside(data)
+
+    def _idle(self) -> None:
+        """Nothing to read for a while: an outside master may have set a new rate."""
+        self.follow_baud()
 
     def _from_outside(self, data: bytes) -> None:
         """Bytes the outside program wrote, at the rate it set for them. An outside master
@@ -308,6 +304,11 @@ class SlavePty(_PtyBridge):
     It hears the bus voltage (the master). Behind a TSS721A a slave also hears its own
     transmission; ``echo=False`` (the default) drops what it hears while it is sending, as
     most host programs expect a plain serial line.
+
+    Its UART takes the rate the program set on the pty right before the master starts a
+    frame (:meth:`follow_baud_now`, called by the master endpoint): what the program wrote
+    before switching (the E5 to a baud switch) goes out at the old rate, and the master's
+    next frame is heard at the new one, however late the reader thread runs.
     """
 
     name = "slave-pty"
@@ -320,26 +321,40 @@ class SlavePty(_PtyBridge):
         self.bus = bus
         self.echo = echo
         super().__init__(runner, endpoint, link=link)
+        runner.call(lambda: bus.master.before_send.append(self.follow_baud_now))
+
+    def follow_baud_now(self) -> None:
+        """In the simulation: the endpoint at the rate the program has set on its pty."""
+        baud = pty_baud(self._slave_fd)
+        if baud is not None and baud != self.endpoint.baud:
+            self._baud_seen = baud
+            self.endpoint.baud = baud
 
     def _heard(self, ch: RxChar) -> None:
         if not self.echo and ch.time <= self.endpoint.busy_until:
             return
         self._outbox.put(ch)
 
+    def _idle(self) -> None:
+        """The rate is taken when the master next sends (:meth:`follow_baud_now`)."""
+
     def _from_outside(self, data: bytes) -> None:
         """An outside slave answers, then switches: the E5 that acknowledges a baud switch
         goes at the old rate (EN 13757-2), and a pty drains at once, so the program may have
         set the new rate before the bridge reads the E5. Its bytes go out at the endpoint's
-        rate first; then the new rate is followed, and watched closely for a while."""
+        rate; the new rate is taken right before the master's next frame."""
         self._to_bus(data)
-        self.follow_baud()
-        self._watch_baud_until = self._clock.now() + BAUD_WATCH_S
 
     def _release(self) -> None:
-        super()._release()
+        def leave() -> None:
+            with contextlib.suppress(ValueError):
+                self.bus.master.before_send.remove(self.follow_baud_now)
+            self.bus.remove_slave(endpoint)  # type: ignore[arg-type]
+
         endpoint = self.endpoint
         with contextlib.suppress(Exception):
-            self.runner.call(lambda: self.bus.remove_slave(endpoint))  # type: ignore[arg-type]
+            self.runner.call(leave)
+        super()._release()
 
 
 class TcpGateway(_Bridge):

@@ -140,6 +140,13 @@ class MasterEndpoint(Endpoint):
 
     def __init__(self, bus: SimBus, baud: int) -> None:
         super().__init__(bus, "master", baud, bus.down, bus._master_view())
+        self.before_send: list[Callable[[], None]] = []
+        """Called in the simulation right before the master's characters go onto the bus
+        (a slave on a pty takes the rate its program set: ``bridges.SlavePty``)."""
+
+    def _before_send(self) -> None:
+        for callback in list(self.before_send):
+            callback()
 
     def _baud_changed(self, baud: int) -> None:
         """The trace taps listen at the master's rate."""

@@ -132,16 +132,18 @@ def long_frame(c: int, a: int, ci: int, data: bytes) -> bytes:
 class FrameReader:
     """Bytes with their arrival times in, checked frames out (FT1.2 receive rules)."""
 
-    def __init__(self, baud: int, *, check_stop: bool = True) -> None:
+    def __init__(self, baud: int, *, check_stop: bool = True, latency: float = 0.0) -> None:
         self.check_stop = check_stop
+        self.latency = latency
         self.buf = bytearray()
         self.last = float("-inf")
         self.in_error = False
         self.set_baud(baud)
 
     def set_baud(self, baud: int) -> None:
-        # arrival times are end-of-character times: idle = distance - one character
-        self.idle_limit = (IDLE_BITS + BITS_PER_CHAR) / baud
+        # arrival times are end-of-character times (plus up to ``latency`` on a line that
+        # delivers late): idle = distance - one character
+        self.idle_limit = (IDLE_BITS + BITS_PER_CHAR) / baud + self.latency
         self.buf.clear()
         self.in_error = False
 
@@ -550,13 +552,13 @@ class Runner:
     """The main loop: read, frame, answer after the response delay, switch rates."""
 
     def __init__(self, line: Line, slave: Slave, delay: float | None, echo: bool,
-                 verbose: bool) -> None:
+                 verbose: bool, latency: float = 0.0) -> None:
         self.line = line
         self.slave = slave
         self.delay = delay
         self.echo = echo
         self.verbose = verbose
-        self.reader = FrameReader(slave.baud,
+        self.reader = FrameReader(slave.baud, latency=latency,
                                   check_stop="no_stop_byte_check" not in slave.defects)
         self.pending: list[tuple[float, Answer]] = []
         self.echo_left = bytearray()
@@ -687,6 +689,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="an alarm byte: REQ_UD1 answers CI 71, RSP_UD carries ACD")
     p.add_argument("--delay", type=_delay, default=None,
                    help="seconds from the request to the answer (default 22 bit times, >= 20 ms)")
+    p.add_argument("--read-latency", type=_delay, default=0.0,
+                   help="seconds the line may deliver a character late (a pty fed in real "
+                        "time): added to the 33 bit times of idle that end a frame (default 0)")
     p.add_argument("--echo", action="store_true",
                    help="the line echoes what the slave sends (TSS721A): drop the echo")
     p.add_argument("--defect", type=_defect, action="append", default=[],
@@ -715,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.alarm)
     slave = Slave(args.address, meter, args.bauds, args.baud, frozenset(args.defect))
     line = Line(args.tty, args.baud, args.parity)
-    runner = Runner(line, slave, args.delay, args.echo, args.verbose)
+    runner = Runner(line, slave, args.delay, args.echo, args.verbose, args.read_latency)
 
     def stop(signum: int, _frame: object) -> None:
         runner.stopping = True
