@@ -96,6 +96,29 @@ def test_real_time_runner_lets_another_thread_join_the_bus() -> None:
     assert runner.wait_for(lambda: False, timeout=1.0) is False  # stopped: no wait
 
 
+class StarvedRunner(RealTimeRunner):
+    """A runner whose thread never gets to step (a loaded machine, taken to the extreme)."""
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._wake.wait(0.05)
+            self._wake.clear()
+
+
+def test_wait_for_decides_on_bus_time_when_the_runner_lags() -> None:
+    """An answer the bus delivered before the deadline counts even if the runner's thread
+    has not simulated it yet when the deadline passes on the clock."""
+    sim = Simulation()
+    bus = SimBus(sim, master_baud=9600)
+    ScriptedSlave(bus.add_slave("a", 9600), lambda raw: b"\xe5", delay=0.002)
+    got: list[RxChar] = []
+    bus.master.on_receive = got.append
+    with StarvedRunner(sim, clock=WallClock()) as runner:
+        runner.call(lambda: bus.master.transmit(b"\x10\x40\x01\x41\x16"))
+        assert runner.wait_for(lambda: len(got) == 1, timeout=0.2)
+        assert not runner.wait_for(lambda: len(got) == 2, timeout=0.05)
+
+
 def test_real_time_runner_reports_a_failing_callback() -> None:
     sim = Simulation()
 

@@ -210,3 +210,48 @@ def test_master_sending_over_a_late_answer_gets_each_slave_char_once_at_its_stop
     assert [ch.time for ch in got] == pytest.approx([e.time for e in s2m])
     m2s = [e for e in bus.trace.entries if e.direction == "M>S"] if bus.trace else []
     assert bytes(e.value for e in m2s) == REQ + REQ
+
+
+class StepRunner:
+    """A real-time runner without a thread, on a clock the test moves: the simulation catches
+    up only when the port calls in (as the real runner's thread may come late)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.t = 0.0
+        sim.runner = self
+
+    def now(self) -> float:
+        return self.t
+
+    def call(self, fn):  # type: ignore[no-untyped-def]
+        with self.sim.lock:
+            self.sim.run_until(max(self.t, self.sim.now()))
+            return fn()
+
+    def wait_until(self, when: float, timeout: float | None = None) -> bool:
+        self.t = max(self.t, when)
+        self.call(lambda: None)
+        return True
+
+    def wait_for(self, predicate, timeout):  # type: ignore[no-untyped-def]
+        return bool(predicate())
+
+
+def test_character_read_late_in_real_time_keeps_its_bus_time() -> None:
+    """The master reads a buffered character while the simulation lags the wall clock (the
+    runner has not stepped since it arrived): it is stamped with its stop-bit sample, not
+    with that sample plus the lag."""
+    sim, bus, plain = open_bus("ser-late")
+    plain.close()
+    runner = StepRunner(sim)
+    ScriptedSlave(bus.add_slave("a"), lambda raw: b"\xe5", delay=0.02)
+    from hardware.sim.realtime import RunnerClock
+
+    port = SerialBusPort("mbussim://ser-late", RunnerClock(runner), baud=2400)  # type: ignore[arg-type]
+    end = port.write(REQ)
+    runner.wait_until(end + 0.1)  # the answer is in the port's buffer ...
+    runner.t += 0.5  # ... and the wall clock runs on while the simulation waits
+    ch = port.read_char(runner.t + 1.0)
+    assert ch is not None and ch.value == 0xE5
+    assert ch.time == pytest.approx(end + 0.02 + 10 / 2400)

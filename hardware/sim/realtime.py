@@ -117,7 +117,11 @@ class RealTimeRunner:
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait (wall time, at most ``timeout``; None = until stopped) for ``predicate()``,
-        checked with the simulation lock held after every step of the runner."""
+        checked with the simulation lock held after every step of the runner. At the timeout
+        the simulation is caught up to the clock and the predicate checked once more: the
+        runner's thread may lag behind a loaded machine's clock, and what happened on the bus
+        until the deadline must count (a master would otherwise give up on an answer the bus
+        delivered in time)."""
         if self.sim.in_loop():
             raise HardwareError("a simulation callback tried to wait for the real-time runner")
         deadline = None if timeout is None else self.clock.now() + timeout
@@ -130,7 +134,7 @@ class RealTimeRunner:
                     return False
                 left = None if deadline is None else deadline - self.clock.now()
                 if left is not None and left <= 0:
-                    return False
+                    return self.call(predicate)
                 self._cond.wait(self.max_step if left is None else min(left, self.max_step))
 
     # --- the thread -----------------------------------------------------------------------

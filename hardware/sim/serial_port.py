@@ -151,10 +151,17 @@ class SimSerial(SerialBase):  # type: ignore[misc]
 
     def last_read_age(self) -> float | None:
         """Bus seconds since the last byte ``read`` returned was received (the stop-bit sample
-        of its character); None before any byte was read."""
-        if self._read_time is None or self.bus is None:
+        of its character); None before any byte was read. While a real-time runner drives the
+        bus "now" is the runner's (the wall clock's) time: the simulation itself only catches
+        up at the runner's steps, and a reader that came late would otherwise stamp the
+        character late by the time since the last step (an answer read in two goes then
+        showed a gap it never had on the bus)."""
+        bus = self.bus
+        if self._read_time is None or bus is None:
             return None
-        return max(0.0, self.bus.sim.now() - self._read_time)
+        runner = bus.sim.runner
+        now = runner.now() if runner is not None else bus.sim.now()
+        return max(0.0, now - self._read_time)
 
     @property
     def in_waiting(self) -> int:
