@@ -138,6 +138,8 @@ class FrameReader:
         self.buf = bytearray()
         self.last = float("-inf")
         self.in_error = False
+        self.rejected: list[str] = []
+        """Why frames were dropped since the caller last looked (for the log)."""
         self.set_baud(baud)
 
     def set_baud(self, baud: int) -> None:
@@ -147,19 +149,24 @@ class FrameReader:
         self.buf.clear()
         self.in_error = False
 
-    def error(self) -> None:
+    def error(self, why: str) -> None:
         """A character error: drop the frame, wait for idle line."""
+        if not self.in_error:
+            self.rejected.append(f"{why} after {bytes(self.buf).hex(' ') or 'nothing'}")
         self.buf.clear()
         self.in_error = True
 
     def feed(self, byte: int, t: float, *, bad: bool = False) -> Frame | None:
         idle = t - self.last > self.idle_limit
+        if idle and self.buf:
+            self.rejected.append(f"partial frame {bytes(self.buf).hex(' ')} dropped after "
+                                 f"{(t - self.last) * 1000:.1f} ms of idle line")
         self.last = t
         if idle:
             self.buf.clear()
             self.in_error = False
         if bad:
-            self.error()
+            self.error(f"character {byte:02x} with a parity error")
             return None
         if self.in_error:
             return None
@@ -168,7 +175,7 @@ class FrameReader:
             if byte in (SHORT_START, LONG_START):
                 buf.append(byte)
             elif byte != ACK:  # an E5 is no frame for a slave, but no error either
-                self.error()
+                self.error(f"{byte:02x} starts no frame")
             return None
         buf.append(byte)
         if buf[0] == SHORT_START:
@@ -182,7 +189,7 @@ class FrameReader:
         if len(buf) < 5:
             return None
         if buf[3] != checksum(buf[1:3]) or buf[4] != STOP:
-            self.error()
+            self.error("checksum or stop byte wrong")
             return None
         return self._done(Frame(buf[1], buf[2]))
 
@@ -190,11 +197,11 @@ class FrameReader:
         buf = self.buf
         n = len(buf)
         if n == 2 and buf[1] < 3:
-            self.error()
+            self.error("L below 3")
         elif n == 3 and buf[2] != buf[1]:
-            self.error()
+            self.error("L fields differ")
         elif n == 4 and buf[3] != LONG_START:
-            self.error()
+            self.error("no second start byte")
         elif n > 4:
             length = buf[1]
             body = bytes(buf[4:4 + length])
@@ -202,7 +209,7 @@ class FrameReader:
                 return self._done(Frame(body[0], body[1], body[2], body[3:]))
             if n == length + 6:
                 if buf[-2] != checksum(body) or buf[-1] != STOP:
-                    self.error()
+                    self.error("checksum or stop byte wrong")
                     return None
                 return self._done(Frame(body[0], body[1], body[2], body[3:]))
         return None
@@ -578,9 +585,12 @@ class Runner:
                 chars = self.line.read(timeout)
             except InterruptedError:
                 continue
+            # characters read together arrived no faster than the line carries them: the
+            # last one by now, each earlier one a character time before the next
             t = time.monotonic()
-            for value, bad in chars:
-                self._take(value, bad, t)
+            step = char_time(self.slave.baud)
+            for i, (value, bad) in enumerate(chars):
+                self._take(value, bad, t - (len(chars) - 1 - i) * step)
             while self.pending and self.pending[0][0] <= time.monotonic():
                 _, answer = self.pending.pop(0)
                 self._send(answer)
@@ -592,6 +602,9 @@ class Runner:
                 return
             self.echo_left.clear()  # a differing echo: someone else was on the bus
         frame = self.reader.feed(value, t, bad=bad)
+        for why in self.reader.rejected:
+            print(f"{t:.4f} frame rejected: {why}", file=sys.stderr, flush=True)
+        self.reader.rejected.clear()
         if frame is None:
             return
         answer = self.slave.receive(frame)
