@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests_hil._defects import DESELECT_IN_DEFECT_RUNS, KNOWN_GAPS, Expected, _match, known_gap
+from tests_hil._defects import DESELECT_IN_DEFECT_RUNS, Expected, conformant_problems, known_gap
 from tests_hil._run import CONFORMANT_RIG, PACKAGE, WORKERS, run_suite
 
 ALLOWED_SKIPS = {
     "test_baud_rate.py::test_unsupported_baud_is_not_acknowledged[*]":
         "supports every M-Bus rate",
 }
-"""Cases that may skip on the conformant rig, with the reason they must give."""
+"""Cases that may skip on the conformant rig, with the reason they must give (a regular
+expression searched in the skip reason)."""
 
 
 def _check_conformant(run) -> None:
-    failed = [t for t in run.failed if known_gap(t) is None]
-    assert not failed, (
-        f"{run.summary()}\n" + "\n".join(f"FAILED {t}: {run.messages.get(t, '')[:300]}"
-                                         for t in failed))
-    not_met = run.having("recommended")
-    assert not not_met, (
-        f"{run.summary()}\nthe conformant emulated meter follows every recommendation:\n"
-        + "\n".join(f"RECOMMENDED {t}: {run.messages.get(t, '')[:300]}" for t in not_met))
-    fixed = [p for p in KNOWN_GAPS if not any(_match(t, p) for t in run.failed)]
-    assert not fixed, f"known gaps that now pass (remove them from KNOWN_GAPS): {fixed}"
-    for test in run.having("skipped"):
-        allowed = [reason for pattern, reason in ALLOWED_SKIPS.items() if _match(test, pattern)]
-        assert allowed and allowed[0] in run.messages.get(test, ""), (
-            f"unexpected skip {test}: {run.messages.get(test, '')}")
+    problems = conformant_problems(run, allowed_skips=ALLOWED_SKIPS)
+    assert not problems, f"{run.summary()}\n" + "\n".join(problems)
     assert run.having("passed"), run.summary()
 
 

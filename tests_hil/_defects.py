@@ -11,8 +11,10 @@ test id without its directory, e.g. ``test_timing.py::test_answer_delay_within_w
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,53 @@ run at every rate keeps it."""
 
 def known_gap(test_id: str) -> str | None:
     """The reason a case is a known gap of the emulated slave, else None."""
-    return next((why for pattern, why in KNOWN_GAPS.items() if _match(test_id, pattern)), None)
+    return _gap_in(KNOWN_GAPS)(test_id)
+
+
+def _gap_in(gaps: Mapping[str, str]) -> Callable[[str], str | None]:
+    return lambda test_id: next((why for pattern, why in gaps.items()
+                                 if _match(test_id, pattern)), None)
+
+
+def _text(run: Any, test_id: str) -> str:
+    return f"{test_id}: {run.messages.get(test_id, '')[:300]}"
+
+
+def conformant_problems(run: Any, *, allowed_skips: Mapping[str, str],
+                        gaps: Mapping[str, str] = KNOWN_GAPS) -> list[str]:
+    """What is wrong with a suite run (``tests_hil._run.SuiteRun``) on a conformant slave:
+    failures that are not known ``gaps`` (pattern -> why), recommendations not met, gaps
+    that now pass, and skips whose case and reason match no ``allowed_skips`` entry (case
+    pattern -> a regular expression searched in the skip reason). Empty: conformant."""
+    gap = _gap_in(gaps)
+    out = [f"FAILED {_text(run, t)}" for t in run.failed if gap(t) is None]
+    out += [f"RECOMMENDED, not met: {_text(run, t)}" for t in run.having("recommended")]
+    out += [f"known gap that now passes (remove it): {p}" for p in gaps
+            if not any(_match(t, p) for t in run.failed)]
+    out += [f"unexpected skip {_text(run, t)}" for t in run.having("skipped")
+            if not any(_match(t, pattern) and re.search(reason, run.messages.get(t, ""))
+                       for pattern, reason in allowed_skips.items())]
+    return out
+
+
+def defect_run_problems(expected: Expected, run: Any, *,
+                        gaps: Mapping[str, str] = KNOWN_GAPS) -> list[str]:
+    """What is wrong with a suite run with a defect switched on: failures (or recommendations
+    not met) outside ``expected`` and the known ``gaps`` (unless collateral), patterns nothing
+    matched, and must-pass cases that did not pass. Empty: caught exactly where intended."""
+    gap = _gap_in(gaps)
+    not_met = Expected(expected.recommended)
+    unexpected = [] if expected.collateral else (
+        [t for t in run.failed if not expected.matches(t) and gap(t) is None]
+        + [t for t in run.having("recommended") if not not_met.matches(t)])
+    missed = expected.unmatched(run.failed) + not_met.unmatched(run.having("recommended"))
+    not_passed = Expected(expected.must_pass).unmatched(run.having("passed"))
+    return ([f"failed (or recommendation not met) but not expected: {_text(run, t)}"
+             for t in unexpected]
+            + [f"expected to fail (or to miss a recommendation), nothing matched: {p}"
+               for p in missed]
+            + [f"expected to pass despite the defect, no pass matched: {p}"
+               for p in not_passed])
 
 
 def defect_descriptions() -> dict[str, str]:
