@@ -44,6 +44,13 @@ Empty now: the three issue 10 found (record values compared across fresh readout
 test_snd_nke_resets_fcb, test_injected_collision_is_detected_and_retried and
 test_bus_short_and_recovery) were fixed by comparing the telegram's layout."""
 
+MAY_MISS: dict[str, str] = {
+    "test_frame_errors.py::test_faulty_*_frame_is_ignored[*-gap]":
+        "the slave allows 30 ms of host latency between characters (--read-latency 0.030 in "
+        "its rig file): it keeps FT1.2 rule R3 only where the pause is longer than that",
+}
+"""Recommendations this conformant slave may miss (not failures), with the reason."""
+
 ALLOWED_SKIPS: dict[str, str] = {
     "*": r"needs (control|parity|power_fault)(, (control|parity|power_fault))*: not "
          r"available on rig 'outside-slave'",
@@ -65,7 +72,8 @@ OUTSIDE_DEFECTS: dict[str, Expected] = {
         "test_addressing.py::test_snd_nke_deselects[253]",
         "test_addressing.py::test_enhanced_selection",
         "test_frame_errors.py::test_faulty_long_frame_is_ignored[*]",
-    ), recommended=("test_addressing.py::test_snd_nke_deselects[primary]",)),
+    ), recommended=("test_addressing.py::test_snd_nke_deselects[primary]",
+                    "test_frame_errors.py::test_faulty_long_frame_is_ignored[*-garbage_before]")),
     "acd_without_alarm": Expected((
         "test_application.py::test_req_ud1_alarm",
     )),
@@ -164,7 +172,7 @@ def suite_runs(request: pytest.FixtureRequest,
 def test_conformant_outside_slave_passes_the_suite(suite_runs, seed):
     run = suite_runs[f"seed{seed}"].result()
     problems = conformant_problems(run, allowed_skips=ALLOWED_SKIPS,
-                                   gaps=PENDING_SCENARIO_FIXES)
+                                   gaps=PENDING_SCENARIO_FIXES, may_miss=MAY_MISS)
     assert not problems, f"{run.summary()}\n" + "\n".join(problems)
     unsupported = [t for t in run.having("passed") if "test_unsupported_baud" in t]
     assert len(unsupported) == len(RATES), f"refusing undeclared rates: {run.summary()}"
@@ -181,7 +189,8 @@ def test_conformant_outside_slave_passes_the_suite(suite_runs, seed):
 @pytest.mark.parametrize("defect", sorted(OUTSIDE_DEFECTS))
 def test_outside_slave_defect_is_caught(suite_runs, defect):
     run = suite_runs[defect].result()
-    problems = defect_run_problems(OUTSIDE_DEFECTS[defect], run, gaps=PENDING_SCENARIO_FIXES)
+    problems = defect_run_problems(OUTSIDE_DEFECTS[defect], run, gaps=PENDING_SCENARIO_FIXES,
+                                   may_miss=MAY_MISS)
     assert not problems, f"--defect {defect}: {run.summary()}\n" + "\n".join(problems)
     assert run.having("passed"), run.summary()
 

@@ -255,3 +255,23 @@ def test_character_read_late_in_real_time_keeps_its_bus_time() -> None:
     ch = port.read_char(runner.t + 1.0)
     assert ch is not None and ch.value == 0xE5
     assert ch.time == pytest.approx(end + 0.02 + 10 / 2400)
+
+
+def test_master_reading_late_gets_what_arrived_before_its_deadline() -> None:
+    """The master's thread resumes after its deadline has passed on the clock: characters
+    already received are returned, each with its own receive time (the link judges them)."""
+    sim, bus, plain = open_bus("ser-deadline")
+    plain.close()
+    runner = StepRunner(sim)
+    ScriptedSlave(bus.add_slave("a"), lambda raw: b"\xe5\xe5", delay=0.02)
+    from hardware.sim.realtime import RunnerClock
+
+    port = SerialBusPort("mbussim://ser-deadline", RunnerClock(runner), baud=2400)  # type: ignore[arg-type]
+    end = port.write(REQ)
+    first = end + 0.02 + 10 / 2400  # stop-bit samples of the two E5s
+    second = first + 11 / 2400
+    deadline = (first + second) / 2
+    runner.wait_until(second + 0.5)  # both in the buffer; the clock is far past the deadline
+    got = [port.read_char(deadline), port.read_char(deadline)]
+    assert [c.time for c in got if c is not None] == pytest.approx([first, second])
+    assert port.read_char(deadline) is None

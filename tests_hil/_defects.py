@@ -219,14 +219,17 @@ def _text(run: Any, test_id: str) -> str:
 
 
 def conformant_problems(run: Any, *, allowed_skips: Mapping[str, str],
-                        gaps: Mapping[str, str] = KNOWN_GAPS) -> list[str]:
+                        gaps: Mapping[str, str] = KNOWN_GAPS,
+                        may_miss: Mapping[str, str] | None = None) -> list[str]:
     """What is wrong with a suite run (``tests_hil._run.SuiteRun``) on a conformant slave:
-    failures that are not known ``gaps`` (pattern -> why), recommendations not met, gaps
-    that now pass, and skips whose case and reason match no ``allowed_skips`` entry (case
-    pattern -> a regular expression searched in the skip reason). Empty: conformant."""
-    gap = _gap_in(gaps)
+    failures that are not known ``gaps`` (pattern -> why), recommendations not met (but those
+    it ``may_miss``, pattern -> why), gaps that now pass, and skips whose case and reason
+    match no ``allowed_skips`` entry (case pattern -> a regular expression searched in the
+    skip reason). Empty: conformant."""
+    gap, excused = _gap_in(gaps), _gap_in(may_miss or {})
     out = [f"FAILED {_text(run, t)}" for t in run.failed if gap(t) is None]
-    out += [f"RECOMMENDED, not met: {_text(run, t)}" for t in run.having("recommended")]
+    out += [f"RECOMMENDED, not met: {_text(run, t)}" for t in run.having("recommended")
+            if excused(t) is None]
     out += [f"known gap that now passes (remove it): {p}" for p in gaps
             if not any(_match(t, p) for t in run.failed)]
     out += [f"unexpected skip {_text(run, t)}" for t in run.having("skipped")
@@ -236,15 +239,18 @@ def conformant_problems(run: Any, *, allowed_skips: Mapping[str, str],
 
 
 def defect_run_problems(expected: Expected, run: Any, *,
-                        gaps: Mapping[str, str] = KNOWN_GAPS) -> list[str]:
+                        gaps: Mapping[str, str] = KNOWN_GAPS,
+                        may_miss: Mapping[str, str] | None = None) -> list[str]:
     """What is wrong with a suite run with a defect switched on: failures (or recommendations
-    not met) outside ``expected`` and the known ``gaps`` (unless collateral), patterns nothing
-    matched, and must-pass cases that did not pass. Empty: caught exactly where intended."""
-    gap = _gap_in(gaps)
+    not met) outside ``expected``, the known ``gaps`` and what the slave ``may_miss`` anyway
+    (unless collateral), patterns nothing matched, and must-pass cases that did not pass.
+    Empty: caught exactly where intended."""
+    gap, excused = _gap_in(gaps), _gap_in(may_miss or {})
     not_met = Expected(expected.recommended)
     unexpected = [] if expected.collateral else (
         [t for t in run.failed if not expected.matches(t) and gap(t) is None]
-        + [t for t in run.having("recommended") if not not_met.matches(t)])
+        + [t for t in run.having("recommended")
+           if not not_met.matches(t) and excused(t) is None])
     missed = expected.unmatched(run.failed) + not_met.unmatched(run.having("recommended"))
     not_passed = Expected(expected.must_pass).unmatched(run.having("passed"))
     return ([f"failed (or recommendation not met) but not expected: {_text(run, t)}"

@@ -143,9 +143,12 @@ class FrameReader:
         self.set_baud(baud)
 
     def set_baud(self, baud: int) -> None:
-        # arrival times are end-of-character times (plus up to ``latency`` on a line that
-        # delivers late): idle = distance - one character
-        self.idle_limit = (IDLE_BITS + BITS_PER_CHAR) / baud + self.latency
+        # arrival times are end-of-character times: idle = distance - one character. A
+        # partial frame is dropped only after ``latency`` more (a line that delivers late
+        # must not split frames); the idle line an error needs is the plain 33 bit times
+        # (a late line only makes the slave wait longer, never take a frame too early).
+        self.idle_limit = (IDLE_BITS + BITS_PER_CHAR) / baud
+        self.gap_limit = self.idle_limit + self.latency
         self.buf.clear()
         self.in_error = False
 
@@ -157,13 +160,13 @@ class FrameReader:
         self.in_error = True
 
     def feed(self, byte: int, t: float, *, bad: bool = False) -> Frame | None:
-        idle = t - self.last > self.idle_limit
-        if idle and self.buf:
-            self.rejected.append(f"partial frame {bytes(self.buf).hex(' ')} dropped after "
-                                 f"{(t - self.last) * 1000:.1f} ms of idle line")
+        pause = t - self.last
         self.last = t
-        if idle:
+        if self.buf and pause > self.gap_limit:
+            self.rejected.append(f"partial frame {bytes(self.buf).hex(' ')} dropped after "
+                                 f"{pause * 1000:.1f} ms of idle line")
             self.buf.clear()
+        if self.in_error and pause > self.idle_limit:
             self.in_error = False
         if bad:
             self.error(f"character {byte:02x} with a parity error")
@@ -704,7 +707,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds from the request to the answer (default 22 bit times, >= 20 ms)")
     p.add_argument("--read-latency", type=_delay, default=0.0,
                    help="seconds the line may deliver a character late (a pty fed in real "
-                        "time): added to the 33 bit times of idle that end a frame (default 0)")
+                        "time): a partial frame is dropped after 33 bit times of idle plus "
+                        "this (default 0)")
     p.add_argument("--echo", action="store_true",
                    help="the line echoes what the slave sends (TSS721A): drop the echo")
     p.add_argument("--defect", type=_defect, action="append", default=[],
