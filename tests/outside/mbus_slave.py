@@ -92,6 +92,8 @@ DEFECTS: dict[str, str] = {
     "ignores_fabrication": "enhanced selection: selects whatever the fabrication number",
     "nke_keeps_readout": "SND_NKE does not restart the readout: the next telegram follows "
                          "the last one read",
+    "access_number_frozen": "every RSP_UD carries the same access number (it counts the "
+                            "RSP_UDs sent)",
 }
 
 
@@ -286,10 +288,12 @@ class Meter:
     access: int = 0
     status: int = 0
 
-    def telegram(self, page: int) -> bytes:
-        """The data of an RSP_UD CI 72 (after the CI): the long header, then page ``page``'s
-        records; DIF 1F closes every page but the last."""
-        self.access = (self.access + 1) & 0xFF
+    def telegram(self, page: int, *, count: bool = True) -> bytes:
+        """The data of an RSP_UD CI 72 (after the CI): the long header (its access number
+        counting the RSP_UDs, unless not ``count``), then page ``page``'s records; DIF 1F
+        closes every page but the last."""
+        if count:
+            self.access = (self.access + 1) & 0xFF
         self.volume_l += 7
         if page == 0:
             self.energy_kwh += 1
@@ -406,7 +410,8 @@ class Slave:
             return long_frame(c, self.address, CI_ALARM, bytes((self.meter.alarm,)))
         page = self.next_page
         self.next_page = (page + 1) % self.meter.pages
-        return long_frame(c, self.address, CI_VARIABLE, self.meter.telegram(page))
+        data = self.meter.telegram(page, count="access_number_frozen" not in self.defects)
+        return long_frame(c, self.address, CI_VARIABLE, data)
 
     # SND_UD
 
