@@ -8,10 +8,11 @@ default (a pseudo-terminal carries no parity bit), ``--parity even`` for 8E1 on 
 (parity errors seen through INPCK|PARMRK). What it does (docs/mbus-facts.md sections):
 
 - Frames (FT1.2): E5, short ``10 C A CS 16``, control/long ``68 L L 68 C A CI .. CS 16``;
-  every check (start, L1 = L2 >= 3, CS, stop); a frame failing one is never answered. A
-  partial frame is dropped after more than 33 bit times of idle line, and after a character
-  error the line must be idle that long before a start character counts ("Where this project
-  departs": the FT1.2 inter-frame idle).
+  every check (start, L1 = L2 >= 3, CS, stop); a frame failing one is never answered, and
+  why is logged on stderr. A partial frame is dropped after more than 33 bit times of idle
+  line (plus ``--read-latency``, what a line fed in real time may deliver late), and after a
+  character error the line must be idle 33 bit times before a start character counts
+  ("Where this project departs": the FT1.2 inter-frame idle).
 - Addresses: its primary address (0-250), 253 while selected, 254 (answered), 255 (carried
   out, never answered). RSP_UD carries its own primary address.
 - SND_NKE: E5, FCB expectation reset, readout back to its first telegram, deselected.
@@ -46,7 +47,7 @@ import termios
 import time
 import tty
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # --- protocol constants (docs/mbus-facts.md "Frames (FT1.2)", "Link-layer behaviour") -------
 
@@ -241,14 +242,6 @@ class Identity:
             (self.version, self.medium))
 
 
-def manufacturer_code(letters: str) -> int:
-    """Three letters packed as (c1-64)*1024 + (c2-64)*32 + (c3-64)."""
-    text = letters.upper()
-    if len(text) != 3 or not text.isalpha() or not text.isascii():
-        raise ValueError(f"manufacturer {letters!r} is not three letters A-Z")
-    return (ord(text[0]) - 64) * 1024 + (ord(text[1]) - 64) * 32 + (ord(text[2]) - 64)
-
-
 def parse_secondary(text: str) -> Identity:
     """16 hex digits (spaces allowed): ID digits, manufacturer in wire order, version, medium."""
     digits = text.replace(" ", "")
@@ -342,7 +335,6 @@ class Slave:
     last_fcb: bool | None = None
     last_answer: tuple[int, bytes] | None = None  # (function, frame) of the last REQ answer
     next_page: int = 0
-    log: list[str] = field(default_factory=list)
 
     def receive(self, frame: Frame) -> Answer | None:
         """What to answer ``frame`` with (None: nothing)."""
@@ -435,6 +427,8 @@ class Slave:
                 return None
             self.next_page = 0
             return Answer(ack)
+        if ci in (CI_SELECTION, CI_DESELECTION_56):
+            return None  # selections go to 253
         return Answer(ack)
 
     # secondary addressing (docs/mbus-facts.md "Secondary selection")
