@@ -22,11 +22,13 @@ class BusPort(Protocol):
         ...
 
     def write(self, data: bytes | WireBytes) -> float:
-        """Send ``data`` and wait until its last stop bit has left; return that time."""
+        """Send ``data`` and wait until its last stop bit has left; return that time. A
+        ``protocol.frame_faults.GappedWire`` is sent with its pause inside."""
         ...
 
     def read_char(self, deadline: float) -> RxChar | None:
-        """The next received character, or None once the clock reaches ``deadline``."""
+        """The next received character, or None once the clock reaches ``deadline`` with
+        nothing received before it waiting."""
         ...
 
     def reset_input(self) -> None:
