@@ -157,14 +157,39 @@ def _jobs(items: list[pytest.Item], tmp: Path) -> dict[str, tuple[str, ...]]:
     return jobs
 
 
+class SuiteRuns:
+    """The suite runs this module's tests need, in a thread pool: all started at once in a
+    plain run (real-time runs mostly wait on the bus, so they share the cores well); under
+    pytest-xdist, where a worker runs only some of the tests, each when its test asks."""
+
+    def __init__(self, jobs: dict[str, tuple[str, ...]], pool: ThreadPoolExecutor,
+                 *, eager: bool) -> None:
+        self._jobs = jobs
+        self._pool = pool
+        self._started: dict[str, Future[SuiteRun]] = {}
+        if eager:
+            for key in jobs:
+                self._start(key)
+
+    def _start(self, key: str) -> Future[SuiteRun]:
+        if key not in self._started:
+            args = self._jobs[key]
+            self._started[key] = self._pool.submit(run_suite, *args[1:], select=args[0],
+                                                   timeout=RUN_TIMEOUT_S)
+        return self._started[key]
+
+    def result(self, key: str) -> SuiteRun:
+        return self._start(key).result()
+
+
 @pytest.fixture(scope="module")
 def suite_runs(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[SuiteRun]]]:
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteRuns]:
     mine = [item for item in request.session.items if item.module is request.module]
     jobs = _jobs(mine, tmp_path_factory.mktemp("outside-rigs"))
+    eager = not hasattr(request.config, "workerinput")
     with ThreadPoolExecutor(max_workers=max(1, PARALLEL)) as pool:
-        yield {key: pool.submit(run_suite, *args[1:], select=args[0], timeout=RUN_TIMEOUT_S)
-               for key, args in jobs.items()}
+        yield SuiteRuns(jobs, pool, eager=eager)
 
 
 # --- conformant ----------------------------------------------------------------------------------
@@ -173,7 +198,7 @@ def suite_runs(request: pytest.FixtureRequest,
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_conformant_outside_slave_passes_the_suite(suite_runs, seed):
-    run = suite_runs[f"seed{seed}"].result()
+    run = suite_runs.result(f"seed{seed}")
     problems = conformant_problems(run, allowed_skips=ALLOWED_SKIPS,
                                    gaps=PENDING_SCENARIO_FIXES, may_miss=MAY_MISS)
     assert not problems, f"{run.summary()}\n" + "\n".join(problems)
@@ -191,7 +216,7 @@ def test_conformant_outside_slave_passes_the_suite(suite_runs, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("defect", sorted(OUTSIDE_DEFECTS))
 def test_outside_slave_defect_is_caught(suite_runs, defect):
-    run = suite_runs[defect].result()
+    run = suite_runs.result(defect)
     problems = defect_run_problems(OUTSIDE_DEFECTS[defect], run, gaps=PENDING_SCENARIO_FIXES,
                                    may_miss=MAY_MISS)
     assert not problems, f"--defect {defect}: {run.summary()}\n" + "\n".join(problems)
