@@ -10,9 +10,10 @@ default (a pseudo-terminal carries no parity bit), ``--parity even`` for 8E1 on 
 - Frames (FT1.2): E5, short ``10 C A CS 16``, control/long ``68 L L 68 C A CI .. CS 16``;
   every check (start, L1 = L2 >= 3, CS, stop); a frame failing one is never answered, and
   why is logged on stderr. A partial frame is dropped after more than 33 bit times of idle
-  line (plus ``--read-latency``, what a line fed in real time may deliver late), and after a
-  character error the line must be idle 33 bit times before a start character counts
-  ("Where this project departs": the FT1.2 inter-frame idle).
+  line, and after a character error the line must be idle that long before a start
+  character counts ("Where this project departs": the FT1.2 inter-frame idle). With
+  ``--read-latency S`` (a line fed in real time, which may stall inside a frame) a character
+  other than a start character continues a partial frame after up to S more.
 - Addresses: its primary address (0-250), 253 while selected, 254 (answered), 255 (carried
   out, never answered). RSP_UD carries its own primary address.
 - SND_NKE: E5, FCB expectation reset, readout back to its first telegram, deselected.
@@ -146,10 +147,10 @@ class FrameReader:
         self.set_baud(baud)
 
     def set_baud(self, baud: int) -> None:
-        # arrival times are end-of-character times: idle = distance - one character. A
-        # partial frame is dropped only after ``latency`` more (a line that delivers late
-        # must not split frames); the idle line an error needs is the plain 33 bit times
-        # (a late line only makes the slave wait longer, never take a frame too early).
+        # arrival times are end-of-character times: idle = distance - one character. After
+        # that much idle line a start character begins a new frame and an error is over. A
+        # line that delivers late (``latency``) can stall inside a frame: another character
+        # continues the partial frame unless the pause was longer than the latency too.
         self.idle_limit = (IDLE_BITS + BITS_PER_CHAR) / baud
         self.gap_limit = self.idle_limit + self.latency
         self.buf.clear()
@@ -165,7 +166,8 @@ class FrameReader:
     def feed(self, byte: int, t: float, *, bad: bool = False) -> Frame | None:
         pause = t - self.last
         self.last = t
-        if self.buf and pause > self.gap_limit:
+        starts = byte in (SHORT_START, LONG_START)
+        if self.buf and (pause > self.gap_limit or (pause > self.idle_limit and starts)):
             self.rejected.append(f"partial frame {bytes(self.buf).hex(' ')} dropped after "
                                  f"{pause * 1000:.1f} ms of idle line")
             self.buf.clear()
@@ -705,9 +707,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delay", type=_delay, default=None,
                    help="seconds from the request to the answer (default 22 bit times, >= 20 ms)")
     p.add_argument("--read-latency", type=_delay, default=0.0,
-                   help="seconds the line may deliver a character late (a pty fed in real "
-                        "time): a partial frame is dropped after 33 bit times of idle plus "
-                        "this (default 0)")
+                   help="seconds the line may stall inside a frame (a pty fed in real time): "
+                        "after 33 bit times of idle a start character begins a new frame, "
+                        "another one continues the partial frame within this (default 0)")
     p.add_argument("--echo", action="store_true",
                    help="the line echoes what the slave sends (TSS721A): drop the echo")
     p.add_argument("--defect", type=_defect, action="append", default=[],
