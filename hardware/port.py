@@ -28,7 +28,7 @@ class BusPort(Protocol):
 
     def read_char(self, deadline: float) -> RxChar | None:
         """The next received character, or None once the clock reaches ``deadline`` with
-        nothing received before it waiting."""
+        nothing received (one already received is returned also after the deadline)."""
         ...
 
     def reset_input(self) -> None:
