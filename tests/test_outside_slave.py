@@ -222,6 +222,7 @@ def test_outside_slave_defect_is_caught(suite_runs, defect):
                                    may_miss=MAY_MISS)
     assert not problems, f"--defect {defect}: {run.summary()}\n" + "\n".join(problems)
     assert run.having("passed"), run.summary()
+    assert run.python_reprs() == {}, f"--defect {defect}: failure texts with Python reprs"
 
 
 def test_defects_differ_from_the_emulated_meters():
