@@ -253,6 +253,10 @@ def test_program_switching_its_pty_rate_after_the_e5_is_followed(tmp_path):
     the master's next frame is heard at the new one, however soon the program switches and
     however late the bridge's reader thread looks at the pty."""
     with Rig(_program_config(tmp_path, SWITCHING_SLAVE)) as rig:
+        clock = WallClock()
+        deadline = clock.now() + 10
+        while "ready" not in rig.dut_output() and clock.now() < deadline:
+            clock.sleep(0.05)  # the program has its pty open and set (a loaded host is slow)
         master = rig.master
         switch = master.exchange(bytes.fromhex("68 03 03 68 53 05 bd 15 16"))
         assert switch.outcome.name == "ACK", switch
